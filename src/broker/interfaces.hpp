@@ -1,0 +1,77 @@
+// The seams between the broker core and the world around it. The broker is sans-I/O:
+// the net layer feeds it bytes and implements Transport, Timers and Clock; tests use
+// fakes. Every call into and out of the broker happens on the broker's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tern::broker {
+
+using ConnectionId = std::uint64_t;
+
+// Immutable encoded bytes, shared among every connection they are sent to.
+using SharedBytes = std::shared_ptr<const std::string>;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Queues bytes for the connection; they are written in order, coalesced with whatever
+  // else is queued in the same loop turn.
+  virtual void send(ConnectionId id, SharedBytes bytes) = 0;
+  // Bytes queued for the connection and not yet written to the socket.
+  virtual std::size_t queued_bytes(ConnectionId id) const = 0;
+  // Writes what is queued, then closes. No further callbacks for `id` follow, except
+  // none: the broker forgets the connection when it calls close.
+  virtual void close(ConnectionId id) = 0;
+  // Stops or resumes reading from the connection (backpressure on a fast publisher).
+  virtual void set_reading(ConnectionId id, bool enabled) = 0;
+};
+
+class Timers {
+ public:
+  using Id = std::uint64_t;
+  virtual ~Timers() = default;
+  // Runs `fn` on the broker's thread after `delay`, unless cancelled first.
+  virtual Id schedule(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+  virtual void cancel(Id id) = 0;
+};
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::chrono::steady_clock::time_point now() const = 0;
+};
+
+// The identity a connection presents (filled by net: TLS identity later).
+struct ClientIdentity {
+  std::string client_id;
+  std::optional<std::string> username;
+  std::string peer;  // "ip:port"
+};
+
+// Authentication and authorization. The default allows everything.
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  // Returns success or an error reason code for the CONNACK (e.g. bad_user_name_or_password).
+  virtual std::uint8_t authenticate(const ClientIdentity& who, std::optional<std::string_view> password) = 0;
+  virtual bool may_publish(const ClientIdentity& who, std::string_view topic) = 0;
+  virtual bool may_subscribe(const ClientIdentity& who, std::string_view filter) = 0;
+  virtual bool may_receive(const ClientIdentity& who, std::string_view topic) = 0;
+};
+
+class AllowAllPolicy final : public Policy {
+ public:
+  std::uint8_t authenticate(const ClientIdentity&, std::optional<std::string_view>) override { return 0; }
+  bool may_publish(const ClientIdentity&, std::string_view) override { return true; }
+  bool may_subscribe(const ClientIdentity&, std::string_view) override { return true; }
+  bool may_receive(const ClientIdentity&, std::string_view) override { return true; }
+};
+
+}  // namespace tern::broker
