@@ -1,0 +1,42 @@
+# The README's commands. Every target installs missing Debian packages first.
+.PHONY: deps build run test test-release test-asan test-fuzz fuzz-long bench clean
+
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+
+run: build
+	scripts/run-local
+
+test: deps test-release test-asan test-fuzz
+	@echo "make test: all suites passed"
+
+test-release: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+	ctest --preset release -j 2
+
+test-asan: deps
+	cmake --preset asan-ubsan
+	cmake --build --preset asan-ubsan -j $(JOBS)
+	ctest --preset asan-ubsan -j 2
+
+test-fuzz: deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+	scripts/run-fuzzers build/fuzz $(FUZZ_SECONDS)
+
+# Longer fuzzing, outside `make test`.
+fuzz-long: deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+	scripts/run-fuzzers build/fuzz 1800
+
+clean:
+	rm -rf build

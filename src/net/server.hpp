@@ -1,0 +1,48 @@
+// Server: TCP listeners on Boost.Asio feeding one Broker. Implements the broker's
+// Transport, Timers and Clock on one io_context.
+//
+// Reading: each connection waits for readability (async_wait), then reads into a
+// per-thread scratch buffer; only the bytes of a partial packet are kept per connection,
+// so an idle connection holds no buffer. Writing: whatever the broker queues for a
+// connection during one loop turn goes out in one scatter-gather write.
+//
+// Thread-safety: run() drives everything on the calling thread; stop() may be called
+// from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/config.hpp"
+#include "core/expected.hpp"
+
+namespace tern::net {
+
+struct ListenerConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 1883;  // 0: any free port (see bound_endpoints)
+};
+
+class Server {
+ public:
+  explicit Server(broker::BrokerConfig config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every listener. Error text names the address and the reason.
+  Expected<void, std::string> listen(const std::vector<ListenerConfig>& listeners);
+  // "host:port" of every bound listener, in order.
+  std::vector<std::string> bound_endpoints() const;
+  // Runs until stop() or SIGINT/SIGTERM; then shuts the broker down cleanly.
+  void run();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tern::net
