@@ -1,1 +1,1248 @@
-// placeholder
+// The broker core.
+//
+// Data flow: data_received() frames and decodes packets in place from the transport's
+// buffer and dispatches them by type. An inbound PUBLISH becomes one immutable Message,
+// which route() hands to every matching session as a Delivery; deliver() sends it at
+// once when the session's connection and its in-flight window allow, and otherwise
+// queues it, within the session's bounds.
+//
+// Closing: close_connection() forgets a connection at once (the transport flushes and
+// closes the socket). Callers that may have closed the connection they are working on
+// re-find it by id before touching it again.
+#include "broker/broker.hpp"
+
+#include <algorithm>
+#include <cinttypes>
+#include <unordered_map>
+
+#include "broker/session.hpp"
+#include "broker/subscription_tree.hpp"
+#include "core/log.hpp"
+#include "core/topic.hpp"
+#include "mqtt/codec.hpp"
+
+namespace tern::broker {
+
+namespace {
+
+constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;
+constexpr std::string_view kLog = "broker";
+
+using mqtt::QoS;
+using mqtt::ReasonCode;
+using mqtt::Version;
+
+QoS min_qos(QoS a, QoS b) { return static_cast<std::uint8_t>(a) < static_cast<std::uint8_t>(b) ? a : b; }
+
+SharedBytes encode_packet(const mqtt::Packet& packet, Version version) {
+  auto out = std::make_shared<std::string>();
+  out->reserve(mqtt::encoded_size(packet, version));
+  mqtt::encode(packet, version, *out);
+  return out;
+}
+
+bool is_sys_filter(std::string_view filter) { return filter.starts_with("$SYS"); }
+
+}  // namespace
+
+struct Broker::Impl {
+  Impl(BrokerConfig c, Transport& t, Timers& tm, Clock& cl, Store& s, Policy& p)
+      : config(std::move(c)), transport(t), timers(tm), clock(cl), store(s), policy(p) {
+    started = clock.now();
+    load_from_store();
+  }
+
+  BrokerConfig config;
+  Transport& transport;
+  Timers& timers;
+  Clock& clock;
+  Store& store;
+  Policy& policy;
+  BrokerStats stats;
+  std::chrono::steady_clock::time_point started;
+
+  std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
+  std::unordered_map<std::string, std::unique_ptr<Session>> sessions;  // by client id
+  std::unordered_map<SessionKey, Session*> sessions_by_key;
+  SessionKey next_session_key = 1;
+  std::uint64_t assigned_id_counter = 0;
+  SubscriptionTree tree;
+  std::map<std::string, MessagePtr, std::less<>> retained;
+
+  std::size_t sys_subscriptions = 0;
+  Timers::Id sys_timer = 0;
+  bool shutting_down = false;
+
+  // Scratch for route(): reused so that routing does not allocate in steady state.
+  struct Target {
+    Session* session;
+    QoS qos;
+    bool retain_as_published;
+    std::vector<std::uint32_t> subscription_ids;
+  };
+  std::vector<Target> targets;
+  std::size_t targets_used = 0;
+  std::uint64_t route_generation = 0;
+
+  // ---------------------------------------------------------------- helpers
+
+  Connection* find_connection(ConnectionId id) {
+    auto it = connections.find(id);
+    return it == connections.end() ? nullptr : it->second.get();
+  }
+
+  void send(Connection& conn, const mqtt::Packet& packet) {
+    auto bytes = encode_packet(packet, conn.version);
+    stats.bytes_sent += bytes->size();
+    transport.send(conn.id, std::move(bytes));
+  }
+
+  std::string describe(const Connection& conn) const {
+    if (conn.identity.client_id.empty()) return conn.identity.peer;
+    return fmt::format("{} ({})", conn.identity.client_id, conn.identity.peer);
+  }
+
+  // Closes a connection for a protocol reason: 5.0 clients that completed CONNECT get a
+  // DISCONNECT with `reason` first. The will is published as for any abnormal loss.
+  void close_with(Connection& conn, ReasonCode reason, std::string_view why) {
+    if (mqtt::is_error(reason)) {
+      ++stats.protocol_errors;
+      log::warn(kLog, "closing {}: {} ({})", describe(conn), mqtt::to_string(reason), why);
+    } else {
+      log::debug(kLog, "closing {}: {} ({})", describe(conn), mqtt::to_string(reason), why);
+    }
+    if (conn.state == Connection::State::connected && conn.version == Version::v5) {
+      mqtt::Disconnect d;
+      d.reason_code = reason;
+      send(conn, d);
+    }
+    close_connection(conn, /*graceful=*/false);
+  }
+
+  // Forgets the connection and closes it. The session (if any) goes offline.
+  void close_connection(Connection& conn, bool graceful) {
+    const ConnectionId id = conn.id;
+    if (conn.connect_timer) timers.cancel(conn.connect_timer);
+    if (conn.keep_alive_timer) timers.cancel(conn.keep_alive_timer);
+    Session* session = conn.session;
+    const bool send_will = !graceful && !conn.will_cleared;
+    auto owned = std::move(connections[id]);
+    connections.erase(id);
+    --stats.connections_current;
+    transport.close(id);
+    if (session != nullptr) {
+      session->connection = nullptr;
+      --stats.clients_connected;
+      session_went_offline(*session, send_will);
+    }
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  Session& create_session(const std::string& client_id, Version version) {
+    auto s = std::make_unique<Session>();
+    s->key = next_session_key++;
+    s->client_id = client_id;
+    s->version = version;
+    Session& ref = *s;
+    sessions_by_key[ref.key] = &ref;
+    sessions[client_id] = std::move(s);
+    ++stats.sessions;
+    return ref;
+  }
+
+  void destroy_session(Session& session) {
+    if (session.will_timer) {
+      timers.cancel(session.will_timer);
+      session.will_timer = 0;
+      publish_will(session);
+    }
+    if (session.expiry_timer) timers.cancel(session.expiry_timer);
+    for (auto& [filter, sub] : session.subscriptions) remove_from_tree(filter, session.key);
+    store.remove_session(session.client_id);
+    sessions_by_key.erase(session.key);
+    --stats.sessions;
+    const std::string id = session.client_id;
+    sessions.erase(id);
+  }
+
+  void persist_session(const Session& session) {
+    if (session.expiry_interval == 0) return;
+    SessionRecord rec;
+    rec.client_id = session.client_id;
+    rec.version = session.version;
+    rec.session_expiry_interval = session.expiry_interval;
+    for (auto& [_, sub] : session.subscriptions) rec.subscriptions.push_back(sub);
+    store.save_session(rec);
+  }
+
+  void session_went_offline(Session& session, bool send_will) {
+    redispatch_shared(session);
+    if (send_will && session.will) {
+      const std::uint32_t delay = std::min(session.will->delay_seconds, session.expiry_interval);
+      if (delay == 0) {
+        publish_will(session);
+      } else {
+        const SessionKey key = session.key;
+        session.will_timer = timers.schedule(std::chrono::seconds(delay), [this, key] {
+          auto it = sessions_by_key.find(key);
+          if (it == sessions_by_key.end()) return;
+          it->second->will_timer = 0;
+          publish_will(*it->second);
+        });
+      }
+    } else {
+      session.will.reset();
+    }
+    if (session.expiry_interval == 0) {
+      destroy_session(session);
+      return;
+    }
+    schedule_expiry(session);
+  }
+
+  void schedule_expiry(Session& session) {
+    if (session.expiry_interval == kNeverExpires) return;
+    const SessionKey key = session.key;
+    session.expiry_timer = timers.schedule(std::chrono::seconds(session.expiry_interval), [this, key] {
+      auto it = sessions_by_key.find(key);
+      if (it == sessions_by_key.end()) return;
+      Session& s = *it->second;
+      s.expiry_timer = 0;
+      if (s.connection == nullptr) {
+        log::debug(kLog, "session {} expired", s.client_id);
+        destroy_session(s);
+      }
+    });
+  }
+
+  void publish_will(Session& session) {
+    if (!session.will) return;
+    MessagePtr msg = session.will->message;
+    if (session.will->message_expiry) {  // the expiry runs from when the will is published
+      auto copy = std::make_shared<Message>(*msg);
+      copy->expires_at = clock.now() + std::chrono::seconds(*session.will->message_expiry);
+      msg = std::move(copy);
+    }
+    session.will.reset();
+    if (!policy.may_publish(ClientIdentity{session.client_id, std::nullopt, {}}, msg->topic)) {
+      ++stats.dropped_not_authorized;
+      return;
+    }
+    if (msg->retain) set_retained(msg);
+    route(msg, nullptr);
+  }
+
+  void load_from_store() {
+    for (MessagePtr& m : store.load_retained()) {
+      retained[m->topic] = m;
+    }
+    stats.retained_messages = retained.size();
+    for (SessionRecord& rec : store.load_sessions()) {
+      Session& s = create_session(rec.client_id, rec.version);
+      s.expiry_interval = rec.session_expiry_interval;
+      for (StoredSubscription& sub : rec.subscriptions) add_subscription(s, sub);
+      schedule_expiry(s);
+    }
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  void add_subscription(Session& session, const StoredSubscription& sub) {
+    SharedSubscription shared;
+    bool ok = true;
+    std::string_view filter = sub.filter;
+    std::string_view group;
+    if (parse_shared_subscription(sub.filter, shared, ok) && ok) {
+      filter = shared.filter;
+      group = shared.group;
+    }
+    SubscriptionEntry entry{session.key, sub.options, sub.subscription_id};
+    if (tree.subscribe(filter, group, entry)) {
+      ++stats.subscriptions;
+      if (is_sys_filter(filter)) sys_subscription_added();
+    }
+    session.subscriptions[sub.filter] = sub;
+  }
+
+  bool remove_from_tree(const std::string& full_filter, SessionKey key) {
+    SharedSubscription shared;
+    bool ok = true;
+    std::string_view filter = full_filter;
+    std::string_view group;
+    if (parse_shared_subscription(full_filter, shared, ok) && ok) {
+      filter = shared.filter;
+      group = shared.group;
+    }
+    if (!tree.unsubscribe(filter, group, key)) return false;
+    --stats.subscriptions;
+    if (is_sys_filter(filter)) sys_subscription_removed();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- retained
+
+  void set_retained(const MessagePtr& msg) {
+    if (msg->payload.empty()) {
+      if (retained.erase(msg->topic) > 0) store.remove_retained(msg->topic);
+    } else {
+      retained[msg->topic] = msg;
+      store.save_retained(msg);
+    }
+    stats.retained_messages = retained.size();
+  }
+
+  void send_retained(Session& session, std::string_view filter, const StoredSubscription& sub) {
+    const auto now = clock.now();
+    for (auto it = retained.begin(); it != retained.end();) {
+      const MessagePtr& msg = it->second;
+      if (msg->expires_at && *msg->expires_at <= now) {
+        store.remove_retained(msg->topic);
+        it = retained.erase(it);
+        ++stats.dropped_expired;
+        continue;
+      }
+      if (topic_matches(filter, msg->topic) &&
+          policy.may_receive(ClientIdentity{session.client_id, std::nullopt, {}}, msg->topic)) {
+        Delivery d;
+        d.message = msg;
+        d.qos = min_qos(msg->qos, sub.options.qos);
+        d.retain = true;  // §3.3.1.3: retained messages sent on subscribe carry the flag
+        if (sub.subscription_id != 0) d.subscription_ids.push_back(sub.subscription_id);
+        deliver(session, std::move(d));
+      }
+      ++it;
+    }
+    stats.retained_messages = retained.size();
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  // A session matched by several filters is one target: found in O(1) through the
+  // session's mark of the route it last took part in.
+  Target& target_for(Session* s) {
+    if (s->route_mark == route_generation) return targets[s->route_slot];
+    s->route_mark = route_generation;
+    s->route_slot = targets_used;
+    if (targets_used == targets.size()) targets.push_back(Target{});
+    Target& t = targets[targets_used++];
+    t.session = s;
+    t.qos = QoS::at_most_once;
+    t.retain_as_published = false;
+    t.subscription_ids.clear();
+    return t;
+  }
+
+  // Hands `msg` to every matching subscription. `origin` is the publishing session (for no-local).
+  void route(const MessagePtr& msg, const Session* origin) {
+    targets_used = 0;
+    ++route_generation;
+    const SessionKey origin_key = origin ? origin->key : 0;
+    std::vector<SharedGroup*> groups;  // rare: only with shared subscriptions
+    tree.match(
+        msg->topic,
+        [&](const SubscriptionEntry& e) {
+          if (e.options.no_local && e.session == origin_key) return;
+          auto it = sessions_by_key.find(e.session);
+          if (it == sessions_by_key.end()) return;
+          Target& t = target_for(it->second);
+          if (static_cast<std::uint8_t>(e.options.qos) > static_cast<std::uint8_t>(t.qos)) t.qos = e.options.qos;
+          t.retain_as_published = t.retain_as_published || e.options.retain_as_published;
+          if (e.subscription_id != 0) t.subscription_ids.push_back(e.subscription_id);
+        },
+        [&](SharedGroup& g) { groups.push_back(&g); });
+
+    for (std::size_t i = 0; i < targets_used; ++i) {
+      Target& t = targets[i];
+      if (!policy.may_receive(ClientIdentity{t.session->client_id, std::nullopt, {}}, msg->topic)) {
+        ++stats.dropped_not_authorized;
+        continue;
+      }
+      Delivery d;
+      d.message = msg;
+      d.qos = min_qos(msg->qos, t.qos);
+      d.retain = t.retain_as_published && msg->retain;
+      d.subscription_ids = t.subscription_ids;
+      deliver(*t.session, std::move(d));
+    }
+    for (SharedGroup* g : groups) deliver_shared(*g, msg, nullptr);
+  }
+
+  // Picks the next member of a shared group, preferring connected ones, and delivers.
+  void deliver_shared(SharedGroup& group, const MessagePtr& msg, const Session* exclude) {
+    const std::size_t n = group.members.size();
+    if (n == 0) return;
+    const SubscriptionEntry* chosen = nullptr;
+    Session* chosen_session = nullptr;
+    for (int pass = 0; pass < 2 && chosen == nullptr; ++pass) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t idx = (group.next + i) % n;
+        const SubscriptionEntry& e = group.members[idx];
+        auto it = sessions_by_key.find(e.session);
+        if (it == sessions_by_key.end() || it->second == exclude) continue;
+        if (pass == 0 && it->second->connection == nullptr) continue;
+        chosen = &e;
+        chosen_session = it->second;
+        group.next = (idx + 1) % n;
+        break;
+      }
+    }
+    if (chosen == nullptr) return;
+    Delivery d;
+    d.message = msg;
+    d.qos = min_qos(msg->qos, chosen->options.qos);
+    d.retain = chosen->options.retain_as_published && msg->retain;
+    if (chosen->subscription_id != 0) d.subscription_ids.push_back(chosen->subscription_id);
+    d.shared_group = group.name;
+    deliver(*chosen_session, std::move(d));
+  }
+
+  // A shared-subscription member went away: its unacknowledged and queued messages from
+  // shared subscriptions go to another member of the same group.
+  void redispatch_shared(Session& session) {
+    std::vector<Delivery> moved;
+    for (auto it = session.inflight.begin(); it != session.inflight.end();) {
+      if (!it->delivery.shared_group.empty() && it->stage != InflightMessage::Stage::awaiting_pubcomp) {
+        moved.push_back(std::move(it->delivery));
+        it = session.inflight.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = session.queue.begin(); it != session.queue.end();) {
+      if (!it->shared_group.empty()) {
+        session.queued_bytes -= it->message->payload.size();
+        moved.push_back(std::move(*it));
+        it = session.queue.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (Delivery& d : moved) {
+      const std::string group_name = d.shared_group;
+      bool delivered = false;
+      tree.match(
+          d.message->topic, [](const SubscriptionEntry&) {},
+          [&](SharedGroup& g) {
+            if (!delivered && g.name == group_name) {
+              delivered = true;
+              deliver_shared(g, d.message, &session);
+            }
+          });
+    }
+  }
+
+  bool expired(const Message& msg) const { return msg.expires_at && *msg.expires_at <= clock.now(); }
+
+  std::size_t window(const Session& session) const {
+    const Connection* c = session.connection;
+    std::size_t w = config.max_inflight_out;
+    if (c != nullptr) w = std::min<std::size_t>(w, c->client_receive_maximum);
+    return std::max<std::size_t>(w, 1);
+  }
+
+  void deliver(Session& session, Delivery d) {
+    if (expired(*d.message)) {
+      ++stats.dropped_expired;
+      return;
+    }
+    Connection* conn = session.connection;
+    if (d.qos == QoS::at_most_once) {
+      if (conn == nullptr) return;  // QoS 0 is not kept for offline sessions (§4.3.1)
+      if (transport.queued_bytes(conn->id) > config.max_write_queue_bytes) {
+        ++stats.dropped_qos0_backpressure;
+        return;
+      }
+      send_publish(*conn, d, 0, false);
+      return;
+    }
+    if (conn != nullptr && session.queue.empty() && session.inflight.size() < window(session)) {
+      send_inflight(session, std::move(d));
+      return;
+    }
+    enqueue(session, std::move(d));
+  }
+
+  void enqueue(Session& session, Delivery d) {
+    const std::size_t bytes = d.message->payload.size();
+    while (session.queue.size() >= config.max_queued_messages ||
+           (session.queued_bytes + bytes > config.max_queued_bytes && !session.queue.empty())) {
+      switch (config.queue_full_policy) {
+        case QueueFullPolicy::drop_new:
+          ++stats.dropped_queue_full;
+          log::debug(kLog, "queue of {} full: message dropped", session.client_id);
+          return;
+        case QueueFullPolicy::drop_oldest:
+          ++stats.dropped_queue_full;
+          session.queued_bytes -= session.queue.front().message->payload.size();
+          session.queue.pop_front();
+          break;
+        case QueueFullPolicy::disconnect:
+          ++stats.dropped_queue_full;
+          if (session.connection != nullptr) {
+            // Deferred: this runs inside route(), which must not be re-entered by the
+            // will and shared-subscription hand-over that closing triggers.
+            const ConnectionId id = session.connection->id;
+            timers.schedule(std::chrono::milliseconds(0), [this, id] {
+              if (Connection* c = find_connection(id)) close_with(*c, ReasonCode::quota_exceeded, "queue full");
+            });
+          }
+          return;
+      }
+    }
+    if (bytes > config.max_queued_bytes) {
+      ++stats.dropped_queue_full;
+      return;
+    }
+    session.queued_bytes += bytes;
+    session.queue.push_back(std::move(d));
+  }
+
+  std::uint16_t next_packet_id(Session& session) {
+    for (;;) {
+      session.last_packet_id = static_cast<std::uint16_t>(session.last_packet_id + 1);
+      if (session.last_packet_id == 0) continue;
+      const std::uint16_t id = session.last_packet_id;
+      const bool used = std::any_of(session.inflight.begin(), session.inflight.end(),
+                                    [id](const InflightMessage& m) { return m.packet_id == id; });
+      if (!used) return id;
+    }
+  }
+
+  void send_inflight(Session& session, Delivery d) {
+    InflightMessage m;
+    m.packet_id = next_packet_id(session);
+    m.stage = d.qos == QoS::at_least_once ? InflightMessage::Stage::awaiting_puback
+                                          : InflightMessage::Stage::awaiting_pubrec;
+    m.delivery = std::move(d);
+    if (!send_publish(*session.connection, m.delivery, m.packet_id, false)) return;  // too large: dropped
+    session.inflight.push_back(std::move(m));
+  }
+
+  // Sends what the window allows from the session's queue.
+  void pump(Session& session) {
+    while (session.connection != nullptr && !session.queue.empty() &&
+           session.inflight.size() < window(session)) {
+      Delivery d = std::move(session.queue.front());
+      session.queue.pop_front();
+      session.queued_bytes -= d.message->payload.size();
+      if (expired(*d.message)) {
+        ++stats.dropped_expired;
+        continue;
+      }
+      if (d.qos == QoS::at_most_once) {
+        send_publish(*session.connection, d, 0, false);
+      } else {
+        send_inflight(session, std::move(d));
+      }
+    }
+  }
+
+  // Encodes and sends one PUBLISH. Returns false when it was dropped as too large for the client.
+  bool send_publish(Connection& conn, const Delivery& d, std::uint16_t packet_id, bool dup) {
+    const Message& msg = *d.message;
+    mqtt::Publish p;
+    p.topic = msg.topic;
+    p.payload = msg.payload;
+    p.qos = d.qos;
+    p.retain = d.retain;
+    p.dup = dup;
+    p.packet_id = packet_id;
+    std::string subscription_ids;
+    if (conn.version == Version::v5) {
+      auto& pr = p.properties;
+      pr.payload_format_indicator = msg.payload_format_indicator;
+      if (msg.content_type) pr.content_type = *msg.content_type;
+      if (msg.response_topic) pr.response_topic = *msg.response_topic;
+      if (msg.correlation_data) pr.correlation_data = *msg.correlation_data;
+      pr.user_properties = msg.user_properties;
+      if (msg.expires_at) {
+        const auto left = std::chrono::ceil<std::chrono::seconds>(*msg.expires_at - clock.now()).count();
+        pr.message_expiry_interval = static_cast<std::uint32_t>(std::max<std::int64_t>(left, 1));
+      }
+      for (std::uint32_t id : d.subscription_ids) mqtt::append_subscription_identifier(subscription_ids, id);
+      pr.subscription_identifiers = subscription_ids;
+      if (conn.client_topic_alias_maximum > 0) {
+        auto it = conn.outbound_aliases.find(msg.topic);
+        if (it != conn.outbound_aliases.end()) {
+          pr.topic_alias = it->second;
+          p.topic = {};
+        } else if (conn.outbound_aliases.size() < conn.client_topic_alias_maximum) {
+          const auto alias = static_cast<std::uint16_t>(conn.outbound_aliases.size() + 1);
+          conn.outbound_aliases.emplace(msg.topic, alias);
+          pr.topic_alias = alias;
+        }
+      }
+    }
+    const std::size_t size = mqtt::encoded_size(p, conn.version);
+    if (size > conn.client_maximum_packet_size) {
+      ++stats.dropped_too_large;
+      log::debug(kLog, "message on {} too large for {}: dropped", msg.topic, describe(conn));
+      return false;
+    }
+    auto bytes = std::make_shared<std::string>();
+    bytes->reserve(size);
+    mqtt::encode(p, conn.version, *bytes);
+    ++stats.messages_sent;
+    stats.bytes_sent += bytes->size();
+    transport.send(conn.id, std::move(bytes));
+    return true;
+  }
+
+  // ---------------------------------------------------------------- $SYS
+
+  void sys_subscription_added() {
+    ++sys_subscriptions;
+    schedule_sys(std::chrono::milliseconds(0));
+  }
+
+  void sys_subscription_removed() {
+    if (sys_subscriptions > 0) --sys_subscriptions;
+    if (sys_subscriptions == 0 && sys_timer != 0) {
+      timers.cancel(sys_timer);
+      sys_timer = 0;
+    }
+  }
+
+  void schedule_sys(std::chrono::milliseconds delay) {
+    if (sys_timer != 0) {
+      if (delay.count() != 0) return;
+      timers.cancel(sys_timer);
+    }
+    sys_timer = timers.schedule(delay, [this] {
+      sys_timer = 0;
+      if (sys_subscriptions == 0) return;
+      publish_sys();
+      schedule_sys(std::chrono::duration_cast<std::chrono::milliseconds>(config.sys_interval));
+    });
+  }
+
+  void publish_sys_value(std::string_view topic, std::uint64_t value) {
+    auto m = std::make_shared<Message>();
+    m->topic = topic;
+    m->payload = std::to_string(value);
+    route(m, nullptr);
+  }
+
+  void publish_sys() {
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(clock.now() - started).count();
+    publish_sys_value("$SYS/broker/uptime", static_cast<std::uint64_t>(uptime));
+    publish_sys_value("$SYS/broker/clients/connected", stats.clients_connected);
+    publish_sys_value("$SYS/broker/clients/total", stats.sessions);
+    publish_sys_value("$SYS/broker/connections/current", stats.connections_current);
+    publish_sys_value("$SYS/broker/connections/total", stats.connections_total);
+    publish_sys_value("$SYS/broker/connections/refused", stats.connections_refused);
+    publish_sys_value("$SYS/broker/messages/received", stats.messages_received);
+    publish_sys_value("$SYS/broker/messages/sent", stats.messages_sent);
+    publish_sys_value("$SYS/broker/bytes/received", stats.bytes_received);
+    publish_sys_value("$SYS/broker/bytes/sent", stats.bytes_sent);
+    publish_sys_value("$SYS/broker/subscriptions/count", stats.subscriptions);
+    publish_sys_value("$SYS/broker/retained messages/count", stats.retained_messages);
+    publish_sys_value("$SYS/broker/messages/dropped/queue_full", stats.dropped_queue_full);
+    publish_sys_value("$SYS/broker/messages/dropped/expired", stats.dropped_expired);
+    publish_sys_value("$SYS/broker/messages/dropped/backpressure", stats.dropped_qos0_backpressure);
+    publish_sys_value("$SYS/broker/messages/dropped/too_large", stats.dropped_too_large);
+    publish_sys_value("$SYS/broker/messages/dropped/not_authorized", stats.dropped_not_authorized);
+    publish_sys_value("$SYS/broker/protocol_errors", stats.protocol_errors);
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  void start_keep_alive(Connection& conn, std::chrono::milliseconds after) {
+    const ConnectionId id = conn.id;
+    conn.keep_alive_timer = timers.schedule(after, [this, id] {
+      Connection* c = find_connection(id);
+      if (c == nullptr) return;
+      c->keep_alive_timer = 0;
+      const auto limit = std::chrono::milliseconds(c->keep_alive * 1500);
+      const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - c->last_activity);
+      if (idle >= limit) {
+        close_with(*c, ReasonCode::keep_alive_timeout, "no packet within 1.5 x keep-alive");
+      } else {
+        start_keep_alive(*c, limit - idle);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- packets
+
+  void handle(Connection& conn, const mqtt::Frame& frame) {
+    if (conn.state == Connection::State::awaiting_connect && frame.type() != mqtt::PacketType::connect) {
+      ++stats.protocol_errors;
+      log::warn(kLog, "closing {}: protocol_error (packet type {} before CONNECT)", describe(conn),
+                static_cast<int>(frame.type()));
+      close_connection(conn, false);
+      return;
+    }
+    auto decoded = mqtt::decode(frame, conn.version);
+    if (!decoded) {
+      if (frame.type() == mqtt::PacketType::connect) {
+        refuse_bad_connect(conn, frame, decoded.error());
+      } else {
+        close_with(conn, decoded.error().code, decoded.error().what);
+      }
+      return;
+    }
+    std::visit(
+        [&](auto& packet) {
+          using T = std::decay_t<decltype(packet)>;
+          if constexpr (std::is_same_v<T, mqtt::Connect>) {
+            on_connect(conn, packet);
+          } else if constexpr (std::is_same_v<T, mqtt::Publish>) {
+            on_publish(conn, packet);
+          } else if constexpr (std::is_same_v<T, mqtt::PubAck>) {
+            on_ack(conn, packet);
+          } else if constexpr (std::is_same_v<T, mqtt::Subscribe>) {
+            on_subscribe(conn, packet);
+          } else if constexpr (std::is_same_v<T, mqtt::Unsubscribe>) {
+            on_unsubscribe(conn, packet);
+          } else if constexpr (std::is_same_v<T, mqtt::Pingreq>) {
+            send(conn, mqtt::Pingresp{});
+          } else if constexpr (std::is_same_v<T, mqtt::Disconnect>) {
+            on_disconnect(conn, packet);
+          } else if constexpr (std::is_same_v<T, mqtt::Auth>) {
+            // No enhanced authentication method is supported; CONNECT with one is refused.
+            close_with(conn, ReasonCode::protocol_error, "AUTH without an authentication method");
+          } else {
+            close_with(conn, ReasonCode::protocol_error, "packet a client must not send");
+          }
+        },
+        *decoded);
+  }
+
+  void refuse_bad_connect(Connection& conn, const mqtt::Frame& frame, const mqtt::CodecError& err) {
+    // The protocol level decides the CONNACK's format: it sits after the protocol name.
+    const std::string_view body = frame.body;
+    const bool v5 = body.size() > 6 && body.substr(0, 6) == std::string_view("\0\4MQTT", 6) &&
+                    static_cast<std::uint8_t>(body[6]) == 5;
+    ++stats.protocol_errors;
+    ++stats.connections_refused;
+    log::warn(kLog, "refusing CONNECT from {}: {} ({})", describe(conn), mqtt::to_string(err.code), err.what);
+    if (err.code == ReasonCode::unsupported_protocol_version || !v5) {
+      if (err.code == ReasonCode::unsupported_protocol_version) {
+        // §3.1.2.2 (3.1.1) and §3.1.2.2 (5.0): an unsupported level gets the 3.1.1 form, return code 1.
+        mqtt::Connack ack;
+        ack.reason_code = ReasonCode::unsupported_protocol_version;
+        conn.version = Version::v311;
+        send(conn, ack);
+      }
+    } else {
+      mqtt::Connack ack;
+      ack.reason_code = err.code;
+      conn.version = Version::v5;
+      send(conn, ack);
+    }
+    close_connection(conn, true);
+  }
+
+  void refuse_connect(Connection& conn, ReasonCode code, std::string_view why) {
+    ++stats.connections_refused;
+    log::warn(kLog, "refusing CONNECT from {}: {} ({})", describe(conn), mqtt::to_string(code), why);
+    mqtt::Connack ack;
+    ack.reason_code = code;
+    send(conn, ack);
+    close_connection(conn, true);
+  }
+
+  void on_connect(Connection& conn, const mqtt::Connect& c) {
+    if (conn.state != Connection::State::awaiting_connect) {
+      close_with(conn, ReasonCode::protocol_error, "second CONNECT");
+      return;
+    }
+    conn.version = c.version;
+    if (conn.connect_timer) {
+      timers.cancel(conn.connect_timer);
+      conn.connect_timer = 0;
+    }
+    const auto& props = c.properties;
+    std::string client_id(c.client_id);
+    bool assigned = false;
+    if (client_id.empty()) {
+      if (c.version == Version::v311 && !c.clean_start) {
+        refuse_connect(conn, ReasonCode::client_identifier_not_valid, "empty client id without clean session");
+        return;
+      }
+      client_id = fmt::format("tern-{}-{}", conn.id, ++assigned_id_counter);
+      assigned = true;
+    }
+    conn.identity.client_id = client_id;
+    if (c.username) conn.identity.username = std::string(*c.username);
+    if (props.authentication_method) {
+      refuse_connect(conn, ReasonCode::bad_authentication_method, "enhanced authentication is not supported");
+      return;
+    }
+    if (const auto rc = policy.authenticate(conn.identity, c.password); rc != 0) {
+      refuse_connect(conn, static_cast<ReasonCode>(rc), "authentication failed");
+      return;
+    }
+    if (c.will && c.will->retain && !config.retain_available) {
+      refuse_connect(conn, ReasonCode::retain_not_supported, "will retain while retain is not available");
+      return;
+    }
+    if (c.will && !policy.may_publish(conn.identity, c.will->topic)) {
+      refuse_connect(conn, ReasonCode::not_authorized, "will topic not authorized");
+      return;
+    }
+
+    // Limits the client announced.
+    if (props.receive_maximum) conn.client_receive_maximum = *props.receive_maximum;
+    if (props.maximum_packet_size) conn.client_maximum_packet_size = *props.maximum_packet_size;
+    if (props.topic_alias_maximum) conn.client_topic_alias_maximum = *props.topic_alias_maximum;
+
+    // Keep-alive: a larger (or no) keep-alive than the maximum is overridden (5.0 tells the
+    // client through server keep-alive; 3.1.1 has no way to, so its value stands).
+    std::optional<std::uint16_t> server_keep_alive;
+    conn.keep_alive = c.keep_alive;
+    if (c.version == Version::v5 && (c.keep_alive == 0 || c.keep_alive > config.max_keep_alive)) {
+      conn.keep_alive = config.max_keep_alive;
+      server_keep_alive = config.max_keep_alive;
+    }
+
+    // Session expiry.
+    std::uint32_t expiry = 0;
+    bool expiry_capped = false;
+    if (c.version == Version::v5) {
+      expiry = props.session_expiry_interval.value_or(0);
+    } else {
+      expiry = c.clean_start ? 0 : kNeverExpires;
+    }
+    if (expiry > config.max_session_expiry) {
+      expiry = config.max_session_expiry;
+      expiry_capped = c.version == Version::v5;
+    }
+
+    // Takeover and session state.
+    bool session_present = false;
+    Session* session = nullptr;
+    if (auto it = sessions.find(client_id); it != sessions.end()) {
+      Session& old = *it->second;
+      if (old.connection != nullptr) {
+        Connection& old_conn = *old.connection;
+        log::info(kLog, "session {} taken over by {}", client_id, conn.identity.peer);
+        // The old connection ends without DISCONNECT from its client: its will applies.
+        close_with(old_conn, ReasonCode::session_taken_over, "another connection with the same client id");
+      }
+      // close_with may have ended the session (expiry 0).
+      auto again = sessions.find(client_id);
+      if (again != sessions.end()) {
+        if (c.clean_start) {
+          destroy_session(*again->second);
+        } else {
+          session = again->second.get();
+          session_present = true;
+        }
+      }
+    }
+    if (session == nullptr) session = &create_session(client_id, c.version);
+    if (session->will_timer) {
+      timers.cancel(session->will_timer);  // reconnected within the will delay: no will
+      session->will_timer = 0;
+    }
+    session->will.reset();
+    if (session->expiry_timer) {
+      timers.cancel(session->expiry_timer);
+      session->expiry_timer = 0;
+    }
+    session->version = c.version;
+    session->expiry_interval = expiry;
+    session->connection = &conn;
+    conn.session = session;
+    conn.state = Connection::State::connected;
+    ++stats.clients_connected;
+
+    if (c.will) {
+      auto m = std::make_shared<Message>();
+      m->topic = c.will->topic;
+      m->payload = c.will->payload;
+      m->qos = c.will->qos;
+      m->retain = c.will->retain;
+      copy_properties(*m, c.will->properties);
+      m->origin_client_id = client_id;
+      session->will = WillMessage{std::move(m), c.will->properties.will_delay_interval.value_or(0),
+                                  c.will->properties.message_expiry_interval};
+    }
+
+    mqtt::Connack ack;
+    ack.session_present = session_present;
+    if (c.version == Version::v5) {
+      auto& p = ack.properties;
+      if (config.receive_maximum != 65535) p.receive_maximum = config.receive_maximum;
+      p.maximum_packet_size = config.max_packet_size;
+      if (config.topic_alias_maximum > 0) p.topic_alias_maximum = config.topic_alias_maximum;
+      if (!config.retain_available) p.retain_available = 0;
+      if (!config.wildcard_subscriptions) p.wildcard_subscription_available = 0;
+      if (!config.subscription_identifiers) p.subscription_identifier_available = 0;
+      if (!config.shared_subscriptions) p.shared_subscription_available = 0;
+      if (assigned) p.assigned_client_identifier = client_id;
+      if (server_keep_alive) p.server_keep_alive = *server_keep_alive;
+      if (expiry_capped) p.session_expiry_interval = expiry;
+    }
+    std::string response_information;
+    if (c.version == Version::v5 && props.request_response_information.value_or(0) == 1) {
+      response_information = fmt::format("reply/{}", client_id);
+      ack.properties.response_information = response_information;
+    }
+    send(conn, ack);
+    persist_session(*session);
+    log::debug(kLog, "{} connected (v{}, keep-alive {}, session present {})", describe(conn),
+               static_cast<int>(c.version), conn.keep_alive, session_present);
+
+    if (conn.keep_alive > 0) start_keep_alive(conn, std::chrono::milliseconds(conn.keep_alive * 1500));
+
+    // Resume: in-flight messages again (PUBLISH with DUP, or PUBREL), then the queue.
+    for (InflightMessage& m : session->inflight) {
+      if (m.stage == InflightMessage::Stage::awaiting_pubcomp) {
+        mqtt::PubAck rel;
+        rel.type = mqtt::PacketType::pubrel;
+        rel.packet_id = m.packet_id;
+        send(conn, rel);
+      } else {
+        send_publish(conn, m.delivery, m.packet_id, true);
+      }
+    }
+    pump(*session);
+  }
+
+  static void copy_properties(Message& m, const mqtt::Properties& p) {
+    m.payload_format_indicator = p.payload_format_indicator;
+    if (p.content_type) m.content_type = std::string(*p.content_type);
+    if (p.response_topic) m.response_topic = std::string(*p.response_topic);
+    if (p.correlation_data) m.correlation_data = std::string(*p.correlation_data);
+    m.user_properties = p.user_properties;
+  }
+
+  void on_publish(Connection& conn, const mqtt::Publish& p) {
+    ++stats.messages_received;
+    std::string_view topic = p.topic;
+    if (conn.version == Version::v5 && p.properties.topic_alias) {
+      const std::uint16_t alias = *p.properties.topic_alias;
+      if (alias == 0 || alias > config.topic_alias_maximum) {
+        close_with(conn, ReasonCode::topic_alias_invalid, "topic alias out of range");
+        return;
+      }
+      // Grown on use: an idle connection holds no alias table.
+      if (conn.inbound_aliases.size() <= alias) conn.inbound_aliases.resize(alias + 1u);
+      if (topic.empty()) {
+        topic = conn.inbound_aliases[alias];
+        if (topic.empty()) {
+          close_with(conn, ReasonCode::protocol_error, "unknown topic alias");
+          return;
+        }
+      } else {
+        conn.inbound_aliases[alias] = std::string(topic);
+      }
+    } else if (topic.empty()) {
+      close_with(conn, ReasonCode::protocol_error, "empty topic without topic alias");
+      return;
+    }
+    if (p.retain && !config.retain_available) {
+      close_with(conn, ReasonCode::retain_not_supported, "retain is not available");
+      return;
+    }
+
+    if (p.qos == QoS::exactly_once) {
+      auto& ids = conn.inbound_qos2;
+      if (std::find(ids.begin(), ids.end(), p.packet_id) != ids.end()) {
+        // A retransmission of a message already received: answer again, route nothing.
+        send_pub_ack(conn, mqtt::PacketType::pubrec, p.packet_id, ReasonCode::success);
+        return;
+      }
+      if (ids.size() >= config.receive_maximum) {
+        close_with(conn, ReasonCode::receive_maximum_exceeded, "more QoS 2 messages in flight than announced");
+        return;
+      }
+    }
+
+    // '$' topics belong to the broker (§4.7.2, DESIGN §2).
+    const bool allowed = !topic.starts_with('$') && policy.may_publish(conn.identity, topic);
+    ReasonCode result = ReasonCode::success;
+    if (!allowed) {
+      ++stats.dropped_not_authorized;
+      result = ReasonCode::not_authorized;
+      log::debug(kLog, "{} may not publish to {}", describe(conn), topic);
+    } else {
+      auto m = std::make_shared<Message>();
+      m->topic = topic;
+      m->payload = p.payload;
+      m->qos = p.qos;
+      m->retain = p.retain;
+      copy_properties(*m, p.properties);
+      if (p.properties.message_expiry_interval) {
+        m->expires_at = clock.now() + std::chrono::seconds(*p.properties.message_expiry_interval);
+      }
+      m->origin_client_id = conn.identity.client_id;
+      if (p.retain) set_retained(m);
+      const ConnectionId id = conn.id;
+      route(m, conn.session);
+      if (find_connection(id) == nullptr) return;  // routing may close connections (queue policy)
+    }
+    if (p.qos == QoS::at_least_once) {
+      send_pub_ack(conn, mqtt::PacketType::puback, p.packet_id, result);
+    } else if (p.qos == QoS::exactly_once) {
+      if (!mqtt::is_error(result)) conn.inbound_qos2.push_back(p.packet_id);
+      send_pub_ack(conn, mqtt::PacketType::pubrec, p.packet_id, result);
+    }
+  }
+
+  void send_pub_ack(Connection& conn, mqtt::PacketType type, std::uint16_t id, ReasonCode rc) {
+    mqtt::PubAck a;
+    a.type = type;
+    a.packet_id = id;
+    a.reason_code = rc;
+    send(conn, a);
+  }
+
+  void on_ack(Connection& conn, const mqtt::PubAck& a) {
+    Session& session = *conn.session;
+    auto find = [&](InflightMessage::Stage stage) {
+      return std::find_if(session.inflight.begin(), session.inflight.end(), [&](const InflightMessage& m) {
+        return m.packet_id == a.packet_id && m.stage == stage;
+      });
+    };
+    switch (a.type) {
+      case mqtt::PacketType::puback: {
+        auto it = find(InflightMessage::Stage::awaiting_puback);
+        if (it != session.inflight.end()) {
+          session.inflight.erase(it);
+          pump(session);
+        }
+        break;
+      }
+      case mqtt::PacketType::pubrec: {
+        auto it = find(InflightMessage::Stage::awaiting_pubrec);
+        if (it == session.inflight.end()) {
+          send_pub_ack(conn, mqtt::PacketType::pubrel, a.packet_id, ReasonCode::packet_identifier_not_found);
+          break;
+        }
+        if (mqtt::is_error(a.reason_code)) {  // the receiver refused it: the flow ends here
+          session.inflight.erase(it);
+          pump(session);
+          break;
+        }
+        it->stage = InflightMessage::Stage::awaiting_pubcomp;
+        it->delivery.message.reset();  // PUBREL carries no message: release it early
+        send_pub_ack(conn, mqtt::PacketType::pubrel, a.packet_id, ReasonCode::success);
+        break;
+      }
+      case mqtt::PacketType::pubrel: {
+        auto& ids = conn.inbound_qos2;
+        auto it = std::find(ids.begin(), ids.end(), a.packet_id);
+        ReasonCode rc = ReasonCode::success;
+        if (it != ids.end()) {
+          ids.erase(it);
+        } else {
+          rc = ReasonCode::packet_identifier_not_found;
+        }
+        send_pub_ack(conn, mqtt::PacketType::pubcomp, a.packet_id, rc);
+        break;
+      }
+      case mqtt::PacketType::pubcomp: {
+        auto it = find(InflightMessage::Stage::awaiting_pubcomp);
+        if (it != session.inflight.end()) {
+          session.inflight.erase(it);
+          pump(session);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  void on_subscribe(Connection& conn, const mqtt::Subscribe& s) {
+    Session& session = *conn.session;
+    const bool v5 = conn.version == Version::v5;
+    std::uint32_t subscription_id = 0;
+    bool has_id = false;
+    mqtt::for_each_subscription_identifier(s.properties.subscription_identifiers, [&](std::uint32_t id) {
+      subscription_id = id;
+      has_id = true;
+    });
+    mqtt::Suback ack;
+    ack.packet_id = s.packet_id;
+    ack.reason_codes.reserve(s.topics.size());
+    struct Retained {
+      std::string filter;
+      StoredSubscription sub;
+    };
+    std::vector<Retained> send_retained_for;
+    for (const mqtt::TopicSubscription& t : s.topics) {
+      SharedSubscription shared;
+      bool shared_ok = true;
+      const bool is_shared = parse_shared_subscription(t.filter, shared, shared_ok);
+      const std::string_view plain = is_shared ? shared.filter : t.filter;
+      ReasonCode rc = static_cast<ReasonCode>(t.options.qos);
+      if (is_shared && !shared_ok) {
+        rc = ReasonCode::topic_filter_invalid;
+      } else if (is_shared && t.options.no_local) {
+        close_with(conn, ReasonCode::protocol_error, "no local on a shared subscription");
+        return;
+      } else if (is_shared && !config.shared_subscriptions) {
+        rc = ReasonCode::shared_subscriptions_not_supported;
+      } else if (!config.wildcard_subscriptions && plain.find_first_of("+#") != std::string_view::npos) {
+        rc = ReasonCode::wildcard_subscriptions_not_supported;
+      } else if (has_id && !config.subscription_identifiers) {
+        rc = ReasonCode::subscription_identifiers_not_supported;
+      } else if (!policy.may_subscribe(conn.identity, t.filter)) {
+        rc = ReasonCode::not_authorized;
+      }
+      if (!v5 && mqtt::is_error(rc)) rc = ReasonCode::unspecified_error;  // 3.1.1: 0x80
+      ack.reason_codes.push_back(rc);
+      if (mqtt::is_error(rc)) continue;
+
+      StoredSubscription sub;
+      sub.filter = std::string(t.filter);
+      sub.options = t.options;
+      sub.subscription_id = subscription_id;
+      const bool existed = session.subscriptions.contains(t.filter);
+      add_subscription(session, sub);
+      const auto rh = t.options.retain_handling;
+      if (!is_shared && (rh == mqtt::RetainHandling::send_on_subscribe ||
+                         (rh == mqtt::RetainHandling::send_if_new && !existed))) {
+        send_retained_for.push_back(Retained{std::string(plain), sub});
+      }
+    }
+    send(conn, ack);
+    persist_session(session);
+    for (const Retained& r : send_retained_for) send_retained(session, r.filter, r.sub);
+  }
+
+  void on_unsubscribe(Connection& conn, const mqtt::Unsubscribe& u) {
+    Session& session = *conn.session;
+    mqtt::Unsuback ack;
+    ack.packet_id = u.packet_id;
+    for (std::string_view filter : u.filters) {
+      auto it = session.subscriptions.find(filter);
+      if (it == session.subscriptions.end()) {
+        ack.reason_codes.push_back(ReasonCode::no_subscription_existed);
+        continue;
+      }
+      remove_from_tree(it->first, session.key);
+      session.subscriptions.erase(it);
+      ack.reason_codes.push_back(ReasonCode::success);
+    }
+    send(conn, ack);
+    persist_session(session);
+  }
+
+  void on_disconnect(Connection& conn, const mqtt::Disconnect& d) {
+    Session& session = *conn.session;
+    if (d.properties.session_expiry_interval) {
+      if (session.expiry_interval == 0 && *d.properties.session_expiry_interval != 0) {
+        close_with(conn, ReasonCode::protocol_error, "session expiry set on DISCONNECT after 0 on CONNECT");
+        return;
+      }
+      session.expiry_interval = std::min(*d.properties.session_expiry_interval, config.max_session_expiry);
+      persist_session(session);
+    }
+    conn.will_cleared = d.reason_code != ReasonCode::disconnect_with_will;
+    log::debug(kLog, "{} disconnected ({})", describe(conn), mqtt::to_string(d.reason_code));
+    close_connection(conn, false);
+  }
+};
+
+// -------------------------------------------------------------------- Broker
+
+Broker::Broker(BrokerConfig config, Transport& transport, Timers& timers, Clock& clock, Store& store,
+               Policy& policy)
+    : impl_(std::make_unique<Impl>(std::move(config), transport, timers, clock, store, policy)) {}
+
+Broker::~Broker() = default;
+
+bool Broker::connection_opened(ConnectionId id, std::string peer) {
+  Impl& b = *impl_;
+  if (b.shutting_down || b.connections.size() >= b.config.max_connections) {
+    ++b.stats.connections_refused;
+    log::warn(kLog, "refusing connection from {}: {}", peer,
+              b.shutting_down ? "shutting down" : "too many connections");
+    return false;
+  }
+  auto conn = std::make_unique<Connection>();
+  conn->id = id;
+  conn->identity.peer = std::move(peer);
+  conn->last_activity = b.clock.now();
+  conn->connect_timer = b.timers.schedule(b.config.connect_timeout, [&b, id] {
+    Connection* c = b.find_connection(id);
+    if (c == nullptr || c->state != Connection::State::awaiting_connect) return;
+    c->connect_timer = 0;
+    ++b.stats.protocol_errors;
+    log::warn(kLog, "closing {}: no CONNECT within the connect timeout", c->identity.peer);
+    b.close_connection(*c, true);
+  });
+  b.connections.emplace(id, std::move(conn));
+  ++b.stats.connections_current;
+  ++b.stats.connections_total;
+  return true;
+}
+
+std::size_t Broker::data_received(ConnectionId id, std::string_view bytes) {
+  Impl& b = *impl_;
+  Connection* conn = b.find_connection(id);
+  if (conn == nullptr) return bytes.size();
+  conn->last_activity = b.clock.now();
+  std::size_t offset = 0;
+  while (offset < bytes.size()) {
+    auto frame = mqtt::parse_frame(bytes.substr(offset), b.config.max_packet_size);
+    if (!frame) {
+      if (conn->state == Connection::State::awaiting_connect) {
+        ++b.stats.protocol_errors;
+        log::warn(kLog, "closing {}: {} ({})", b.describe(*conn), mqtt::to_string(frame.error().code),
+                  frame.error().what);
+        b.close_connection(*conn, true);
+      } else {
+        b.close_with(*conn, frame.error().code, frame.error().what);
+      }
+      return bytes.size();
+    }
+    if (frame->size == 0) break;
+    b.stats.bytes_received += frame->size;
+    offset += frame->size;
+    b.handle(*conn, *frame);
+    conn = b.find_connection(id);
+    if (conn == nullptr) return bytes.size();
+  }
+  return offset;
+}
+
+void Broker::connection_lost(ConnectionId id) {
+  Impl& b = *impl_;
+  Connection* conn = b.find_connection(id);
+  if (conn == nullptr) return;
+  log::debug(kLog, "{} lost", b.describe(*conn));
+  b.close_connection(*conn, false);
+}
+
+void Broker::connection_drained(ConnectionId id) {
+  Impl& b = *impl_;
+  Connection* conn = b.find_connection(id);
+  if (conn == nullptr || conn->session == nullptr) return;
+  b.pump(*conn->session);
+}
+
+void Broker::shutdown() {
+  Impl& b = *impl_;
+  b.shutting_down = true;
+  if (b.sys_timer) {
+    b.timers.cancel(b.sys_timer);
+    b.sys_timer = 0;
+  }
+  std::vector<ConnectionId> ids;
+  ids.reserve(b.connections.size());
+  for (auto& [id, _] : b.connections) ids.push_back(id);
+  for (ConnectionId id : ids) {
+    Connection* conn = b.find_connection(id);
+    if (conn == nullptr) continue;
+    // A server shutting down is not the client's fault: wills are not published.
+    conn->will_cleared = true;
+    if (conn->state == Connection::State::connected && conn->version == Version::v5) {
+      mqtt::Disconnect d;
+      d.reason_code = ReasonCode::server_shutting_down;
+      b.send(*conn, d);
+    }
+    b.close_connection(*conn, true);
+  }
+}
+
+const BrokerStats& Broker::stats() const noexcept { return impl_->stats; }
+
+}  // namespace tern::broker

@@ -1,0 +1,417 @@
+// The broker core driven without sockets: a fake transport records what the broker
+// sends, a fake clock and fake timers make time explicit.
+#include "broker/broker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "mqtt/codec.hpp"
+
+namespace tern::broker {
+namespace {
+
+using namespace std::chrono_literals;
+using mqtt::QoS;
+using mqtt::ReasonCode;
+using mqtt::Version;
+
+class FakeClock final : public Clock {
+ public:
+  std::chrono::steady_clock::time_point now() const override { return now_; }
+  std::chrono::steady_clock::time_point now_{std::chrono::seconds(1000)};
+};
+
+class FakeTimers final : public Timers {
+ public:
+  explicit FakeTimers(FakeClock& clock) : clock_(clock) {}
+  Id schedule(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    const Id id = ++last_;
+    pending_[id] = Entry{clock_.now_ + delay, std::move(fn)};
+    return id;
+  }
+  void cancel(Id id) override { pending_.erase(id); }
+  // Moves time forward, firing due timers in deadline order.
+  void advance(std::chrono::milliseconds by) {
+    const auto until = clock_.now_ + by;
+    for (;;) {
+      auto next = pending_.end();
+      for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+        if (it->second.at <= until && (next == pending_.end() || it->second.at < next->second.at)) next = it;
+      }
+      if (next == pending_.end()) break;
+      clock_.now_ = std::max(clock_.now_, next->second.at);
+      auto fn = std::move(next->second.fn);
+      pending_.erase(next);
+      fn();
+    }
+    clock_.now_ = until;
+  }
+  std::size_t pending() const { return pending_.size(); }
+
+ private:
+  struct Entry {
+    std::chrono::steady_clock::time_point at;
+    std::function<void()> fn;
+  };
+  FakeClock& clock_;
+  std::map<Id, Entry> pending_;
+  Id last_ = 0;
+};
+
+class FakeTransport final : public Transport {
+ public:
+  void send(ConnectionId id, SharedBytes bytes) override { out_[id] += *bytes; }
+  std::size_t queued_bytes(ConnectionId id) const override { return stalled_.contains(id) ? 1u << 30 : 0; }
+  void close(ConnectionId id) override { closed_.insert(id); }
+  void set_reading(ConnectionId, bool) override {}
+
+  // Decodes and removes everything sent to `id` so far.
+  std::vector<mqtt::Packet> take(ConnectionId id, Version v) {
+    std::vector<mqtt::Packet> packets;
+    buffers_.push_back(std::move(out_[id]));
+    out_[id].clear();
+    std::string_view rest = buffers_.back();
+    while (!rest.empty()) {
+      auto frame = mqtt::parse_frame(rest, 268435455);
+      EXPECT_TRUE(frame.has_value());
+      if (!frame || frame->size == 0) break;
+      auto p = mqtt::decode(*frame, v);
+      EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().what);
+      if (p) packets.push_back(*p);
+      rest.remove_prefix(frame->size);
+    }
+    return packets;
+  }
+  bool closed(ConnectionId id) const { return closed_.contains(id); }
+  std::set<ConnectionId> stalled_;
+
+ private:
+  std::map<ConnectionId, std::string> out_;
+  std::set<ConnectionId> closed_;
+  std::vector<std::string> buffers_;  // keep decoded views valid
+};
+
+std::string bytes_of(const mqtt::Packet& p, Version v) {
+  std::string out;
+  mqtt::encode(p, v, out);
+  return out;
+}
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  BrokerTest() : timers_(clock_) {}
+
+  void make_broker() { broker_ = std::make_unique<Broker>(config_, transport_, timers_, clock_, store_, policy_); }
+
+  void feed(ConnectionId id, const mqtt::Packet& p, Version v = Version::v5) {
+    const std::string b = bytes_of(p, v);
+    EXPECT_EQ(broker_->data_received(id, b), b.size());
+  }
+
+  // Opens a connection and completes CONNECT; returns the CONNACK.
+  mqtt::Connack connect(ConnectionId id, std::string_view client_id, Version v = Version::v5, bool clean = true,
+                        std::uint32_t session_expiry = 0, std::uint16_t keep_alive = 60) {
+    EXPECT_TRUE(broker_->connection_opened(id, "127.0.0.1:" + std::to_string(id)));
+    mqtt::Connect c;
+    c.version = v;
+    c.client_id = client_id;
+    c.clean_start = clean;
+    c.keep_alive = keep_alive;
+    if (v == Version::v5 && session_expiry) c.properties.session_expiry_interval = session_expiry;
+    feed(id, c, v);
+    auto packets = transport_.take(id, v);
+    EXPECT_GE(packets.size(), 1u);
+    EXPECT_TRUE(std::holds_alternative<mqtt::Connack>(packets.at(0)));
+    after_connack_.assign(packets.begin() + 1, packets.end());  // a resumed session's messages
+    return std::get<mqtt::Connack>(packets.at(0));
+  }
+
+  // Subscribes; returns what followed the SUBACK (retained messages).
+  std::vector<mqtt::Packet> subscribe(ConnectionId id, std::string_view filter, QoS qos, Version v = Version::v5) {
+    mqtt::Subscribe s;
+    s.packet_id = 1;
+    s.topics.push_back({filter, {qos, false, false, mqtt::RetainHandling::send_on_subscribe}});
+    feed(id, s, v);
+    auto packets = transport_.take(id, v);
+    EXPECT_FALSE(packets.empty());
+    if (packets.empty()) return {};
+    EXPECT_TRUE(std::holds_alternative<mqtt::Suback>(packets[0]));
+    return {packets.begin() + 1, packets.end()};
+  }
+
+  void publish(ConnectionId id, std::string_view topic, std::string_view payload, QoS qos = QoS::at_most_once,
+               std::uint16_t packet_id = 0) {
+    mqtt::Publish p;
+    p.topic = topic;
+    p.payload = payload;
+    p.qos = qos;
+    p.packet_id = packet_id;
+    feed(id, p);
+  }
+
+  BrokerConfig config_;
+  FakeClock clock_;
+  FakeTimers timers_;
+  FakeTransport transport_;
+  MemoryStore store_;
+  AllowAllPolicy policy_;
+  std::unique_ptr<Broker> broker_;
+  std::vector<mqtt::Packet> after_connack_;
+};
+
+TEST_F(BrokerTest, ConnackAnnouncesLimitsAndAssignsClientId) {
+  config_.receive_maximum = 20;
+  config_.max_packet_size = 4096;
+  config_.topic_alias_maximum = 7;
+  make_broker();
+  auto ack = connect(1, "");
+  EXPECT_EQ(ack.reason_code, ReasonCode::success);
+  EXPECT_EQ(ack.properties.receive_maximum, 20);
+  EXPECT_EQ(ack.properties.maximum_packet_size, 4096u);
+  EXPECT_EQ(ack.properties.topic_alias_maximum, 7);
+  ASSERT_TRUE(ack.properties.assigned_client_identifier.has_value());
+  EXPECT_FALSE(ack.properties.assigned_client_identifier->empty());
+}
+
+TEST_F(BrokerTest, KeepAliveAboveMaximumIsReplacedByServerKeepAlive) {
+  config_.max_keep_alive = 5;
+  make_broker();
+  auto ack = connect(1, "a", Version::v5, true, 0, 60);
+  EXPECT_EQ(ack.properties.server_keep_alive, 5);
+}
+
+TEST_F(BrokerTest, SilentClientIsClosedAfterOneAndAHalfKeepAlive) {
+  make_broker();
+  connect(1, "a", Version::v5, true, 0, 2);
+  timers_.advance(2900ms);
+  EXPECT_FALSE(transport_.closed(1));
+  timers_.advance(200ms);
+  EXPECT_TRUE(transport_.closed(1));
+  auto packets = transport_.take(1, Version::v5);
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Disconnect>(packets[0]).reason_code, ReasonCode::keep_alive_timeout);
+}
+
+TEST_F(BrokerTest, ActivityPostponesKeepAliveTimeout) {
+  make_broker();
+  connect(1, "a", Version::v5, true, 0, 2);
+  timers_.advance(2000ms);
+  feed(1, mqtt::Pingreq{});
+  timers_.advance(2000ms);
+  EXPECT_FALSE(transport_.closed(1));
+  timers_.advance(1100ms);
+  EXPECT_TRUE(transport_.closed(1));
+}
+
+TEST_F(BrokerTest, ConnectionWithoutConnectIsClosedAfterTimeout) {
+  config_.connect_timeout = 500ms;
+  make_broker();
+  ASSERT_TRUE(broker_->connection_opened(1, "peer"));
+  timers_.advance(499ms);
+  EXPECT_FALSE(transport_.closed(1));
+  timers_.advance(2ms);
+  EXPECT_TRUE(transport_.closed(1));
+}
+
+TEST_F(BrokerTest, MaxConnectionsRefusesTheNextOne) {
+  config_.max_connections = 2;
+  make_broker();
+  EXPECT_TRUE(broker_->connection_opened(1, "p"));
+  EXPECT_TRUE(broker_->connection_opened(2, "p"));
+  EXPECT_FALSE(broker_->connection_opened(3, "p"));
+  EXPECT_EQ(broker_->stats().connections_refused, 1u);
+}
+
+TEST_F(BrokerTest, OverlappingSubscriptionsDeliverOnceAtHighestQoS) {
+  make_broker();
+  connect(1, "sub");
+  subscribe(1, "a/#", QoS::at_most_once);
+  subscribe(1, "a/+", QoS::at_least_once);
+  connect(2, "pub");
+  publish(2, "a/b", "x", QoS::at_least_once, 7);
+  auto packets = transport_.take(1, Version::v5);
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Publish>(packets[0]).qos, QoS::at_least_once);
+}
+
+TEST_F(BrokerTest, InflightWindowQueuesTheRestAndAckReleasesIt) {
+  config_.max_inflight_out = 2;
+  make_broker();
+  connect(1, "sub", Version::v5, false, 300);
+  subscribe(1, "t", QoS::at_least_once);
+  connect(2, "pub");
+  for (std::uint16_t i = 1; i <= 5; ++i) publish(2, "t", std::to_string(i), QoS::at_least_once, i);
+  auto first = transport_.take(1, Version::v5);
+  ASSERT_EQ(first.size(), 2u);
+  mqtt::PubAck ack;
+  ack.packet_id = std::get<mqtt::Publish>(first[0]).packet_id;
+  feed(1, ack);
+  auto next = transport_.take(1, Version::v5);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Publish>(next[0]).payload, "3");
+}
+
+TEST_F(BrokerTest, FullQueueDropsOldestAndCounts) {
+  config_.max_queued_messages = 3;
+  make_broker();
+  connect(1, "sub", Version::v5, false, 300);
+  subscribe(1, "t", QoS::at_least_once);
+  feed(1, mqtt::Disconnect{});
+  connect(2, "pub");
+  for (std::uint16_t i = 1; i <= 6; ++i) publish(2, "t", std::to_string(i), QoS::at_least_once, i);
+  EXPECT_EQ(broker_->stats().dropped_queue_full, 3u);
+  auto ack = connect(3, "sub", Version::v5, false, 300);
+  EXPECT_TRUE(ack.session_present);
+  auto packets = after_connack_;
+  ASSERT_EQ(packets.size(), 3u);
+  EXPECT_EQ(std::get<mqtt::Publish>(packets[0]).payload, "4");
+  EXPECT_EQ(std::get<mqtt::Publish>(packets[2]).payload, "6");
+}
+
+TEST_F(BrokerTest, SlowReaderLosesQoS0ButPublisherIsNotBlocked) {
+  make_broker();
+  connect(1, "slow");
+  subscribe(1, "t", QoS::at_most_once);
+  connect(2, "fast");
+  subscribe(2, "t", QoS::at_most_once);
+  connect(3, "pub");
+  transport_.stalled_.insert(1);
+  for (int i = 0; i < 10; ++i) publish(3, "t", "x");
+  EXPECT_EQ(transport_.take(2, Version::v5).size(), 10u);
+  EXPECT_TRUE(transport_.take(1, Version::v5).empty());
+  EXPECT_EQ(broker_->stats().dropped_qos0_backpressure, 10u);
+}
+
+TEST_F(BrokerTest, TakeoverClosesTheOldConnectionWith0x8E) {
+  make_broker();
+  connect(1, "same");
+  connect(2, "same");
+  EXPECT_TRUE(transport_.closed(1));
+  auto packets = transport_.take(1, Version::v5);
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Disconnect>(packets[0]).reason_code, ReasonCode::session_taken_over);
+  EXPECT_FALSE(transport_.closed(2));
+}
+
+TEST_F(BrokerTest, DelayedWillIsCancelledByReconnect) {
+  make_broker();
+  connect(9, "watcher");
+  subscribe(9, "will/#", QoS::at_most_once);
+  ASSERT_TRUE(broker_->connection_opened(1, "p"));
+  mqtt::Connect c;
+  c.client_id = "dev";
+  c.clean_start = false;
+  c.properties.session_expiry_interval = 60;
+  mqtt::Will w;
+  w.topic = "will/dev";
+  w.payload = "gone";
+  w.properties.will_delay_interval = 5;
+  c.will = w;
+  feed(1, c);
+  broker_->connection_lost(1);
+  timers_.advance(3s);
+  connect(2, "dev", Version::v5, false, 60);
+  timers_.advance(10s);
+  EXPECT_TRUE(transport_.take(9, Version::v5).empty());
+}
+
+TEST_F(BrokerTest, WillIsSentAfterItsDelay) {
+  make_broker();
+  connect(9, "watcher");
+  subscribe(9, "will/#", QoS::at_most_once);
+  ASSERT_TRUE(broker_->connection_opened(1, "p"));
+  mqtt::Connect c;
+  c.client_id = "dev";
+  c.properties.session_expiry_interval = 60;
+  mqtt::Will w;
+  w.topic = "will/dev";
+  w.payload = "gone";
+  w.properties.will_delay_interval = 5;
+  c.will = w;
+  feed(1, c);
+  broker_->connection_lost(1);
+  timers_.advance(4s);
+  EXPECT_TRUE(transport_.take(9, Version::v5).empty());
+  timers_.advance(2s);
+  auto packets = transport_.take(9, Version::v5);
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Publish>(packets[0]).payload, "gone");
+}
+
+TEST_F(BrokerTest, SessionsAndRetainedSurviveABrokerThroughTheStore) {
+  make_broker();
+  connect(1, "keeper", Version::v5, false, 600);
+  subscribe(1, "k/#", QoS::at_least_once);
+  publish(1, "k/r", "kept", QoS::at_most_once);
+  mqtt::Publish r;
+  r.topic = "k/retained";
+  r.payload = "value";
+  r.retain = true;
+  feed(1, r);
+  broker_.reset();
+  make_broker();
+  auto ack = connect(2, "keeper", Version::v5, false, 600);
+  EXPECT_TRUE(ack.session_present);
+  connect(3, "pub");
+  publish(3, "k/x", "after restart", QoS::at_least_once, 1);
+  auto packets = transport_.take(2, Version::v5);
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Publish>(packets[0]).payload, "after restart");
+  transport_.take(3, Version::v5);
+  auto retained = subscribe(3, "k/retained", QoS::at_most_once);
+  ASSERT_EQ(retained.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Publish>(retained[0]).payload, "value");
+  EXPECT_TRUE(std::get<mqtt::Publish>(retained[0]).retain);
+}
+
+TEST_F(BrokerTest, SysTopicsArePublishedOnlyWhileSubscribed) {
+  config_.sys_interval = std::chrono::seconds(1);
+  make_broker();
+  connect(1, "a");
+  EXPECT_EQ(timers_.pending(), 1u);  // keep-alive only
+  subscribe(1, "$SYS/broker/uptime", QoS::at_most_once);
+  timers_.advance(1ms);
+  EXPECT_EQ(transport_.take(1, Version::v5).size(), 1u);
+  timers_.advance(1s);
+  EXPECT_EQ(transport_.take(1, Version::v5).size(), 1u);
+  mqtt::Unsubscribe u;
+  u.packet_id = 3;
+  u.filters.push_back("$SYS/broker/uptime");
+  feed(1, u);
+  transport_.take(1, Version::v5);
+  EXPECT_EQ(timers_.pending(), 1u);  // the $SYS timer is gone again
+}
+
+TEST_F(BrokerTest, PacketBeforeConnectClosesWithoutConnack) {
+  make_broker();
+  ASSERT_TRUE(broker_->connection_opened(1, "p"));
+  mqtt::Publish p;
+  p.topic = "t";
+  feed(1, p, Version::v311);
+  EXPECT_TRUE(transport_.closed(1));
+  EXPECT_TRUE(transport_.take(1, Version::v5).empty());
+}
+
+TEST_F(BrokerTest, QoS2ExceedingReceiveMaximumDisconnectsWith0x93) {
+  config_.receive_maximum = 2;
+  make_broker();
+  connect(1, "pub");
+  publish(1, "t", "1", QoS::exactly_once, 1);
+  publish(1, "t", "2", QoS::exactly_once, 2);
+  EXPECT_FALSE(transport_.closed(1));
+  mqtt::Publish p;
+  p.topic = "t";
+  p.qos = QoS::exactly_once;
+  p.packet_id = 3;
+  const std::string b = bytes_of(p, Version::v5);
+  broker_->data_received(1, b);
+  EXPECT_TRUE(transport_.closed(1));
+  auto packets = transport_.take(1, Version::v5);
+  ASSERT_FALSE(packets.empty());
+  EXPECT_EQ(std::get<mqtt::Disconnect>(packets.back()).reason_code, ReasonCode::receive_maximum_exceeded);
+}
+
+}  // namespace
+}  // namespace tern::broker
