@@ -1,12 +1,22 @@
-// Store: where the broker keeps what must outlive a connection. The broker holds the live
-// state in memory and writes every change through this interface; at start-up it loads
-// what the store holds. MemoryStore keeps it in memory (state survives a Broker, not the
-// process); the SQLite store (durability) implements the same interface.
+// Store: where the broker keeps what must outlive a connection, and, with a durable
+// implementation, the process.
 //
-// Thread-safety: called from the broker's thread only.
+// The broker holds the live state in memory and writes every change through this
+// interface; at start-up it loads what the store holds. Only persistent sessions
+// (session expiry > 0) are written, and never a QoS 0 message.
+//
+// Durability contract: writes are buffered; `when_durable(fn)` runs `fn` on the broker's
+// thread once every write issued before the call is durable (for a SQLite store in fsync
+// mode: committed and synced; group commit lets many callbacks share one fsync). The
+// broker sends PUBACK / PUBREC for a QoS 1 / 2 message only from such a callback, so an
+// acknowledged message is never lost. MemoryStore runs `fn` at once.
+//
+// Thread-safety: every method is called from the broker's thread only. An
+// implementation may do its I/O on a thread of its own.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -29,23 +39,82 @@ struct SessionRecord {
   std::vector<StoredSubscription> subscriptions;
 };
 
+// One message queued for, or in flight to, a persistent session. `seq` orders a
+// session's queue and identifies the entry; it only grows.
+struct QueuedRecord {
+  enum class Stage : std::uint8_t { queued = 0, awaiting_puback = 1, awaiting_pubrec = 2, awaiting_pubcomp = 3 };
+  std::string client_id;
+  std::uint64_t seq = 0;
+  MessagePtr message;  // null when stage is awaiting_pubcomp (only the packet id matters)
+  mqtt::QoS qos = mqtt::QoS::at_least_once;
+  bool retain = false;
+  std::vector<std::uint32_t> subscription_ids;
+  std::uint16_t packet_id = 0;  // 0 while queued
+  Stage stage = Stage::queued;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
+
+  // Sessions and their subscriptions. save_session replaces the whole record.
   virtual void save_session(const SessionRecord& session) = 0;
+  // Removes the session with its queue and inbound QoS 2 state.
   virtual void remove_session(const std::string& client_id) = 0;
+
+  // Retained messages, by topic.
   virtual void save_retained(const MessagePtr& message) = 0;
   virtual void remove_retained(const std::string& topic) = 0;
+
+  // Outbound queue and in-flight state of persistent sessions.
+  virtual void save_queued(const QueuedRecord& record) = 0;  // insert or replace (client_id, seq)
+  virtual void remove_queued(const std::string& client_id, std::uint64_t seq) = 0;
+
+  // Inbound QoS 2 packet ids answered with PUBREC and awaiting PUBREL, so that a
+  // retransmission after a restart is not routed twice.
+  virtual void save_inbound_qos2(const std::string& client_id, std::uint16_t packet_id) = 0;
+  virtual void remove_inbound_qos2(const std::string& client_id, std::uint16_t packet_id) = 0;
+
+  // Runs `fn` on the broker's thread once every write issued so far is durable.
+  virtual void when_durable(std::function<void()> fn) = 0;
+  // Whether when_durable defers (a durable store in fsync mode): the broker then holds
+  // acknowledgements until the callback.
+  virtual bool defers_acknowledgements() const = 0;
+
+  // Start-up.
   virtual std::vector<SessionRecord> load_sessions() = 0;
   virtual std::vector<MessagePtr> load_retained() = 0;
+  virtual std::vector<QueuedRecord> load_queued() = 0;  // every session's, ordered by client_id then seq
+  virtual std::vector<std::pair<std::string, std::uint16_t>> load_inbound_qos2() = 0;
 };
 
+// Keeps everything in memory: state survives a Broker object, not the process.
 class MemoryStore final : public Store {
  public:
   void save_session(const SessionRecord& session) override { sessions_[session.client_id] = session; }
-  void remove_session(const std::string& client_id) override { sessions_.erase(client_id); }
+  void remove_session(const std::string& client_id) override {
+    sessions_.erase(client_id);
+    queued_.erase(client_id);
+    inbound_qos2_.erase(client_id);
+  }
   void save_retained(const MessagePtr& message) override { retained_[message->topic] = message; }
   void remove_retained(const std::string& topic) override { retained_.erase(topic); }
+  void save_queued(const QueuedRecord& record) override { queued_[record.client_id][record.seq] = record; }
+  void remove_queued(const std::string& client_id, std::uint64_t seq) override {
+    auto it = queued_.find(client_id);
+    if (it != queued_.end()) it->second.erase(seq);
+  }
+  void save_inbound_qos2(const std::string& client_id, std::uint16_t packet_id) override {
+    inbound_qos2_[client_id].push_back(packet_id);
+  }
+  void remove_inbound_qos2(const std::string& client_id, std::uint16_t packet_id) override {
+    auto it = inbound_qos2_.find(client_id);
+    if (it == inbound_qos2_.end()) return;
+    std::erase(it->second, packet_id);
+  }
+  void when_durable(std::function<void()> fn) override { fn(); }
+  bool defers_acknowledgements() const override { return false; }
+
   std::vector<SessionRecord> load_sessions() override {
     std::vector<SessionRecord> out;
     for (auto& [_, s] : sessions_) out.push_back(s);
@@ -56,10 +125,24 @@ class MemoryStore final : public Store {
     for (auto& [_, m] : retained_) out.push_back(m);
     return out;
   }
+  std::vector<QueuedRecord> load_queued() override {
+    std::vector<QueuedRecord> out;
+    for (auto& [_, by_seq] : queued_)
+      for (auto& [__, r] : by_seq) out.push_back(r);
+    return out;
+  }
+  std::vector<std::pair<std::string, std::uint16_t>> load_inbound_qos2() override {
+    std::vector<std::pair<std::string, std::uint16_t>> out;
+    for (auto& [id, ids] : inbound_qos2_)
+      for (std::uint16_t p : ids) out.emplace_back(id, p);
+    return out;
+  }
 
  private:
   std::map<std::string, SessionRecord> sessions_;
   std::map<std::string, MessagePtr> retained_;
+  std::map<std::string, std::map<std::uint64_t, QueuedRecord>> queued_;
+  std::map<std::string, std::vector<std::uint16_t>> inbound_qos2_;
 };
 
 }  // namespace tern::broker
