@@ -176,6 +176,41 @@ struct Broker::Impl {
     store.save_session(rec);
   }
 
+  // ---------------------------------------------------------------- write-through
+
+  static bool persistent(const Session& session) { return session.expiry_interval > 0; }
+
+  // Records a QoS 1/2 delivery of a persistent session in the store at `stage`.
+  void store_delivery(Session& session, Delivery& d, QueuedRecord::Stage stage, std::uint16_t packet_id) {
+    if (!persistent(session) || d.qos == QoS::at_most_once) return;
+    if (d.seq == 0) d.seq = ++session.last_seq;
+    QueuedRecord rec;
+    rec.client_id = session.client_id;
+    rec.seq = d.seq;
+    rec.message = d.message;
+    rec.qos = d.qos;
+    rec.retain = d.retain;
+    rec.subscription_ids = d.subscription_ids;
+    rec.packet_id = packet_id;
+    rec.stage = stage;
+    store.save_queued(rec);
+  }
+
+  void unstore_delivery(Session& session, Delivery& d) {
+    if (d.seq == 0) return;
+    store.remove_queued(session.client_id, d.seq);
+    d.seq = 0;
+  }
+
+  static QueuedRecord::Stage record_stage(InflightMessage::Stage s) {
+    switch (s) {
+      case InflightMessage::Stage::awaiting_puback: return QueuedRecord::Stage::awaiting_puback;
+      case InflightMessage::Stage::awaiting_pubrec: return QueuedRecord::Stage::awaiting_pubrec;
+      case InflightMessage::Stage::awaiting_pubcomp: return QueuedRecord::Stage::awaiting_pubcomp;
+    }
+    return QueuedRecord::Stage::queued;
+  }
+
   void session_went_offline(Session& session, bool send_will) {
     redispatch_shared(session);
     if (send_will && session.will) {
@@ -243,6 +278,40 @@ struct Broker::Impl {
       s.expiry_interval = rec.session_expiry_interval;
       for (StoredSubscription& sub : rec.subscriptions) add_subscription(s, sub);
       schedule_expiry(s);
+    }
+    for (QueuedRecord& q : store.load_queued()) {
+      auto it = sessions.find(q.client_id);
+      if (it == sessions.end()) {
+        store.remove_queued(q.client_id, q.seq);
+        continue;
+      }
+      Session& s = *it->second;
+      s.last_seq = std::max(s.last_seq, q.seq);
+      Delivery d;
+      d.message = std::move(q.message);
+      d.qos = q.qos;
+      d.retain = q.retain;
+      d.subscription_ids = std::move(q.subscription_ids);
+      d.seq = q.seq;
+      if (q.stage == QueuedRecord::Stage::queued) {
+        if (!d.message) continue;
+        s.queued_bytes += d.message->payload.size();
+        s.queue.push_back(std::move(d));
+        continue;
+      }
+      InflightMessage m;
+      m.packet_id = q.packet_id;
+      m.stage = q.stage == QueuedRecord::Stage::awaiting_puback   ? InflightMessage::Stage::awaiting_puback
+                : q.stage == QueuedRecord::Stage::awaiting_pubrec ? InflightMessage::Stage::awaiting_pubrec
+                                                                  : InflightMessage::Stage::awaiting_pubcomp;
+      if (!d.message && m.stage != InflightMessage::Stage::awaiting_pubcomp) continue;
+      m.delivery = std::move(d);
+      s.last_packet_id = std::max(s.last_packet_id, m.packet_id);
+      s.inflight.push_back(std::move(m));
+    }
+    for (auto& [client_id, packet_id] : store.load_inbound_qos2()) {
+      auto it = sessions.find(client_id);
+      if (it != sessions.end()) it->second->inbound_qos2.push_back(packet_id);
     }
   }
 
@@ -403,6 +472,7 @@ struct Broker::Impl {
     std::vector<Delivery> moved;
     for (auto it = session.inflight.begin(); it != session.inflight.end();) {
       if (!it->delivery.shared_group.empty() && it->stage != InflightMessage::Stage::awaiting_pubcomp) {
+        unstore_delivery(session, it->delivery);
         moved.push_back(std::move(it->delivery));
         it = session.inflight.erase(it);
       } else {
@@ -412,6 +482,7 @@ struct Broker::Impl {
     for (auto it = session.queue.begin(); it != session.queue.end();) {
       if (!it->shared_group.empty()) {
         session.queued_bytes -= it->message->payload.size();
+        unstore_delivery(session, *it);
         moved.push_back(std::move(*it));
         it = session.queue.erase(it);
       } else {
@@ -475,6 +546,7 @@ struct Broker::Impl {
         case QueueFullPolicy::drop_oldest:
           ++stats.dropped_queue_full;
           session.queued_bytes -= session.queue.front().message->payload.size();
+          unstore_delivery(session, session.queue.front());
           session.queue.pop_front();
           break;
         case QueueFullPolicy::disconnect:
@@ -495,6 +567,7 @@ struct Broker::Impl {
       return;
     }
     session.queued_bytes += bytes;
+    if (d.seq == 0) store_delivery(session, d, QueuedRecord::Stage::queued, 0);
     session.queue.push_back(std::move(d));
   }
 
@@ -515,7 +588,11 @@ struct Broker::Impl {
     m.stage = d.qos == QoS::at_least_once ? InflightMessage::Stage::awaiting_puback
                                           : InflightMessage::Stage::awaiting_pubrec;
     m.delivery = std::move(d);
-    if (!send_publish(*session.connection, m.delivery, m.packet_id, false)) return;  // too large: dropped
+    if (!send_publish(*session.connection, m.delivery, m.packet_id, false)) {  // too large: dropped
+      unstore_delivery(session, m.delivery);
+      return;
+    }
+    store_delivery(session, m.delivery, record_stage(m.stage), m.packet_id);
     session.inflight.push_back(std::move(m));
   }
 
@@ -528,6 +605,7 @@ struct Broker::Impl {
       session.queued_bytes -= d.message->payload.size();
       if (expired(*d.message)) {
         ++stats.dropped_expired;
+        unstore_delivery(session, d);
         continue;
       }
       if (d.qos == QoS::at_most_once) {
@@ -940,17 +1018,18 @@ struct Broker::Impl {
       return;
     }
 
+    Session& session = *conn.session;
     if (p.qos == QoS::exactly_once) {
-      auto& ids = conn.inbound_qos2;
+      auto& ids = session.inbound_qos2;
       if (std::find(ids.begin(), ids.end(), p.packet_id) != ids.end()) {
         // A retransmission of a message already received: answer again, route nothing.
-        send_pub_ack(conn, mqtt::PacketType::pubrec, p.packet_id, ReasonCode::success);
+        acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, ReasonCode::success);
         return;
       }
-      if (ids.size() >= config.receive_maximum) {
-        close_with(conn, ReasonCode::receive_maximum_exceeded, "more QoS 2 messages in flight than announced");
-        return;
-      }
+    }
+    if (p.qos != QoS::at_most_once && session.inbound_qos2.size() + conn.acks_pending >= config.receive_maximum) {
+      close_with(conn, ReasonCode::receive_maximum_exceeded, "more QoS 1/2 messages in flight than announced");
+      return;
     }
 
     // '$' topics belong to the broker (§4.7.2, DESIGN §2).
@@ -977,11 +1056,30 @@ struct Broker::Impl {
       if (find_connection(id) == nullptr) return;  // routing may close connections (queue policy)
     }
     if (p.qos == QoS::at_least_once) {
-      send_pub_ack(conn, mqtt::PacketType::puback, p.packet_id, result);
+      acknowledge(conn, mqtt::PacketType::puback, p.packet_id, result);
     } else if (p.qos == QoS::exactly_once) {
-      if (!mqtt::is_error(result)) conn.inbound_qos2.push_back(p.packet_id);
-      send_pub_ack(conn, mqtt::PacketType::pubrec, p.packet_id, result);
+      if (!mqtt::is_error(result)) {
+        session.inbound_qos2.push_back(p.packet_id);
+        if (persistent(session)) store.save_inbound_qos2(session.client_id, p.packet_id);
+      }
+      acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, result);
     }
+  }
+
+  // PUBACK / PUBREC for a received message: with a durable store, only once everything
+  // the message caused (queue entries, retained, QoS 2 state) is on disk.
+  void acknowledge(Connection& conn, mqtt::PacketType type, std::uint16_t packet_id, ReasonCode rc) {
+    if (!store.defers_acknowledgements()) {
+      send_pub_ack(conn, type, packet_id, rc);
+      return;
+    }
+    ++conn.acks_pending;
+    store.when_durable([this, id = conn.id, type, packet_id, rc] {
+      Connection* c = find_connection(id);
+      if (c == nullptr) return;
+      --c->acks_pending;
+      send_pub_ack(*c, type, packet_id, rc);
+    });
   }
 
   void send_pub_ack(Connection& conn, mqtt::PacketType type, std::uint16_t id, ReasonCode rc) {
@@ -1003,6 +1101,7 @@ struct Broker::Impl {
       case mqtt::PacketType::puback: {
         auto it = find(InflightMessage::Stage::awaiting_puback);
         if (it != session.inflight.end()) {
+          unstore_delivery(session, it->delivery);
           session.inflight.erase(it);
           pump(session);
         }
@@ -1015,21 +1114,24 @@ struct Broker::Impl {
           break;
         }
         if (mqtt::is_error(a.reason_code)) {  // the receiver refused it: the flow ends here
+          unstore_delivery(session, it->delivery);
           session.inflight.erase(it);
           pump(session);
           break;
         }
         it->stage = InflightMessage::Stage::awaiting_pubcomp;
         it->delivery.message.reset();  // PUBREL carries no message: release it early
+        if (it->delivery.seq != 0) store_delivery(session, it->delivery, QueuedRecord::Stage::awaiting_pubcomp, it->packet_id);
         send_pub_ack(conn, mqtt::PacketType::pubrel, a.packet_id, ReasonCode::success);
         break;
       }
       case mqtt::PacketType::pubrel: {
-        auto& ids = conn.inbound_qos2;
+        auto& ids = session.inbound_qos2;
         auto it = std::find(ids.begin(), ids.end(), a.packet_id);
         ReasonCode rc = ReasonCode::success;
         if (it != ids.end()) {
           ids.erase(it);
+          if (persistent(session)) store.remove_inbound_qos2(session.client_id, a.packet_id);
         } else {
           rc = ReasonCode::packet_identifier_not_found;
         }
@@ -1039,6 +1141,7 @@ struct Broker::Impl {
       case mqtt::PacketType::pubcomp: {
         auto it = find(InflightMessage::Stage::awaiting_pubcomp);
         if (it != session.inflight.end()) {
+          unstore_delivery(session, it->delivery);
           session.inflight.erase(it);
           pump(session);
         }

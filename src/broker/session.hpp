@@ -52,8 +52,8 @@ struct Connection {
   // Topic aliases the broker uses towards the client.
   std::unordered_map<std::string, std::uint16_t> outbound_aliases;
 
-  // QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.
-  std::vector<std::uint16_t> inbound_qos2;
+  // QoS 1/2 messages received whose acknowledgement waits for the store.
+  std::size_t acks_pending = 0;
 
   bool will_cleared = false;  // normal DISCONNECT: the will is not sent
 };
@@ -65,6 +65,7 @@ struct Delivery {
   bool retain = false;
   std::vector<std::uint32_t> subscription_ids;
   std::string shared_group;  // non-empty when delivered through a shared subscription
+  std::uint64_t seq = 0;     // the store's key for it in a persistent session; 0: not stored
 };
 
 struct InflightMessage {
@@ -94,6 +95,11 @@ struct Session {
   std::size_t queued_bytes = 0;
   std::vector<InflightMessage> inflight;  // in send order
   std::uint16_t last_packet_id = 0;
+  std::uint64_t last_seq = 0;
+
+  // QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL (§4.3.3:
+  // session state, so that a retransmission is never routed twice).
+  std::vector<std::uint16_t> inbound_qos2;
 
   std::optional<WillMessage> will;
   Timers::Id will_timer = 0;

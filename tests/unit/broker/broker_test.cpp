@@ -415,3 +415,93 @@ TEST_F(BrokerTest, QoS2ExceedingReceiveMaximumDisconnectsWith0x93) {
 
 }  // namespace
 }  // namespace tern::broker
+
+namespace tern::broker {
+namespace {
+
+// A store whose writes become durable only when the test says so.
+class DeferringStore final : public Store {
+ public:
+  void save_session(const SessionRecord& s) override { inner_.save_session(s); }
+  void remove_session(const std::string& id) override { inner_.remove_session(id); }
+  void save_retained(const MessagePtr& m) override { inner_.save_retained(m); }
+  void remove_retained(const std::string& t) override { inner_.remove_retained(t); }
+  void save_queued(const QueuedRecord& r) override { inner_.save_queued(r); }
+  void remove_queued(const std::string& id, std::uint64_t seq) override { inner_.remove_queued(id, seq); }
+  void save_inbound_qos2(const std::string& id, std::uint16_t p) override { inner_.save_inbound_qos2(id, p); }
+  void remove_inbound_qos2(const std::string& id, std::uint16_t p) override { inner_.remove_inbound_qos2(id, p); }
+  void when_durable(std::function<void()> fn) override { waiting_.push_back(std::move(fn)); }
+  bool defers_acknowledgements() const override { return true; }
+  std::vector<SessionRecord> load_sessions() override { return inner_.load_sessions(); }
+  std::vector<MessagePtr> load_retained() override { return inner_.load_retained(); }
+  std::vector<QueuedRecord> load_queued() override { return inner_.load_queued(); }
+  std::vector<std::pair<std::string, std::uint16_t>> load_inbound_qos2() override { return inner_.load_inbound_qos2(); }
+  void commit() {
+    auto fns = std::move(waiting_);
+    waiting_.clear();
+    for (auto& fn : fns) fn();
+  }
+  MemoryStore inner_;
+
+ private:
+  std::vector<std::function<void()>> waiting_;
+};
+
+TEST(BrokerDurability, PubackWaitsForTheStoreAndQueuedMessagesSurviveARestart) {
+  FakeClock clock;
+  FakeTimers timers(clock);
+  FakeTransport transport;
+  DeferringStore store;
+  AllowAllPolicy policy;
+  BrokerConfig config;
+  auto broker = std::make_unique<Broker>(config, transport, timers, clock, store, policy);
+
+  auto feed = [&](ConnectionId id, const mqtt::Packet& p) {
+    std::string b = bytes_of(p, Version::v5);
+    broker->data_received(id, b);
+  };
+  auto connect = [&](ConnectionId id, std::string_view cid) {
+    broker->connection_opened(id, "peer");
+    mqtt::Connect c;
+    c.client_id = cid;
+    c.clean_start = false;
+    c.properties.session_expiry_interval = 3600;
+    feed(id, c);
+  };
+  connect(1, "sub");
+  mqtt::Subscribe s;
+  s.packet_id = 1;
+  s.topics.push_back({"t", {QoS::at_least_once, false, false, mqtt::RetainHandling::send_on_subscribe}});
+  feed(1, s);
+  broker->connection_lost(1);
+  connect(2, "pub");
+  transport.take(2, Version::v5);
+  mqtt::Publish p;
+  p.topic = "t";
+  p.payload = "kept";
+  p.qos = QoS::at_least_once;
+  p.packet_id = 42;
+  feed(2, p);
+  EXPECT_TRUE(transport.take(2, Version::v5).empty()) << "PUBACK before the message was durable";
+  store.commit();
+  auto acks = transport.take(2, Version::v5);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::PubAck>(acks[0]).packet_id, 42);
+
+  // A new broker on the same store: the queued message is delivered on reconnect.
+  broker = std::make_unique<Broker>(config, transport, timers, clock, store, policy);
+  connect(3, "sub");
+  auto packets = transport.take(3, Version::v5);
+  ASSERT_EQ(packets.size(), 2u);
+  EXPECT_TRUE(std::get<mqtt::Connack>(packets[0]).session_present);
+  EXPECT_EQ(std::get<mqtt::Publish>(packets[1]).payload, "kept");
+
+  // Once acknowledged it is gone from the store.
+  mqtt::PubAck ack;
+  ack.packet_id = std::get<mqtt::Publish>(packets[1]).packet_id;
+  feed(3, ack);
+  EXPECT_TRUE(store.inner_.load_queued().empty());
+}
+
+}  // namespace
+}  // namespace tern::broker
