@@ -1073,11 +1073,12 @@ struct Broker::Impl {
       send_pub_ack(conn, type, packet_id, rc);
       return;
     }
-    ++conn.acks_pending;
-    store.when_durable([this, id = conn.id, type, packet_id, rc] {
+    const bool inbound = type != mqtt::PacketType::pubrel;  // counts against our receive maximum
+    if (inbound) ++conn.acks_pending;
+    store.when_durable([this, id = conn.id, type, packet_id, rc, inbound] {
       Connection* c = find_connection(id);
       if (c == nullptr) return;
-      --c->acks_pending;
+      if (inbound) --c->acks_pending;
       send_pub_ack(*c, type, packet_id, rc);
     });
   }
@@ -1121,8 +1122,14 @@ struct Broker::Impl {
         }
         it->stage = InflightMessage::Stage::awaiting_pubcomp;
         it->delivery.message.reset();  // PUBREL carries no message: release it early
-        if (it->delivery.seq != 0) store_delivery(session, it->delivery, QueuedRecord::Stage::awaiting_pubcomp, it->packet_id);
-        send_pub_ack(conn, mqtt::PacketType::pubrel, a.packet_id, ReasonCode::success);
+        if (it->delivery.seq != 0) {
+          // PUBREL only once "released" is durable: otherwise a restart would send the
+          // PUBLISH again, which the receiver, having already passed it on, would take as new.
+          store_delivery(session, it->delivery, QueuedRecord::Stage::awaiting_pubcomp, it->packet_id);
+          acknowledge(conn, mqtt::PacketType::pubrel, a.packet_id, ReasonCode::success);
+        } else {
+          send_pub_ack(conn, mqtt::PacketType::pubrel, a.packet_id, ReasonCode::success);
+        }
         break;
       }
       case mqtt::PacketType::pubrel: {
