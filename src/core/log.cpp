@@ -1,1 +1,173 @@
-// placeholder
+#include "core/log.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <ctime>
+#include <iterator>
+#include <string>
+
+#include "core/topic.hpp"
+
+namespace tern::log {
+namespace {
+
+// The one process-wide setting: lines are filtered before they are formatted.
+std::atomic<Level> g_level{Level::info};
+
+std::string_view level_name(Level level) noexcept {
+  switch (level) {
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warning:
+      return "warning";
+    case Level::error:
+      return "error";
+    case Level::off:
+      break;
+  }
+  return "off";
+}
+
+// Length of the well-formed UTF-8 sequence starting at s[i], or 0 when the bytes there
+// do not form one.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
+  const auto lead = static_cast<unsigned char>(s[i]);
+  std::size_t len = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    len = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    len = 3;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    len = 4;
+  } else {
+    return 0;
+  }
+  if (s.size() - i < len) return 0;
+  return is_valid_mqtt_utf8(s.substr(i, len)) ? len : 0;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t len = utf8_sequence_length(s, i);
+      if (len == 0) {
+        // Log lines must stay valid JSON (and valid UTF-8) whatever a client sent us.
+        out.append("\\ufffd");
+        ++i;
+      } else {
+        out.append(s.substr(i, len));
+        i += len;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          out.append("\\u00");
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out.push_back('"');
+}
+
+void append_timestamp(std::string& out) {
+  const auto now = std::chrono::system_clock::now();
+  const auto since_epoch = now.time_since_epoch();
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds).count();
+  const auto t = static_cast<std::time_t>(seconds.count());
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
+                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
+}
+
+}  // namespace
+
+void set_level(Level level) noexcept { g_level.store(level, std::memory_order_relaxed); }
+
+Level level() noexcept { return g_level.load(std::memory_order_relaxed); }
+
+bool parse_level(std::string_view text, Level& out) noexcept {
+  if (text == "debug") {
+    out = Level::debug;
+  } else if (text == "info") {
+    out = Level::info;
+  } else if (text == "warning" || text == "warn") {
+    out = Level::warning;
+  } else if (text == "error") {
+    out = Level::error;
+  } else if (text == "off") {
+    out = Level::off;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void write(Level level, std::string_view component, std::string_view message) {
+  if (level == Level::off || level < log::level()) return;
+  std::string line;
+  line.reserve(96 + component.size() + message.size());
+  line.append("{\"time\":\"");
+  append_timestamp(line);
+  line.append("\",\"level\":\"");
+  line.append(level_name(level));
+  line.append("\",\"component\":");
+  append_json_string(line, component);
+  line.append(",\"msg\":");
+  append_json_string(line, message);
+  line.append("}\n");
+
+  // One write a line keeps lines from different threads whole; a retry happens only if
+  // the kernel accepted part of a very long line or a signal interrupted the call.
+  const char* data = line.data();
+  std::size_t remaining = line.size();
+  while (remaining > 0) {
+    const ssize_t written = ::write(STDERR_FILENO, data, remaining);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    data += written;
+    remaining -= static_cast<std::size_t>(written);
+  }
+}
+
+}  // namespace tern::log
