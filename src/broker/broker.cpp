@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "broker/session.hpp"
+#include "broker/stream_request.hpp"
 #include "broker/subscription_tree.hpp"
 #include "core/log.hpp"
 #include "core/topic.hpp"
@@ -43,6 +44,8 @@ SharedBytes encode_packet(const mqtt::Packet& packet, Version version) {
 
 bool is_sys_filter(std::string_view filter) { return filter.starts_with("$SYS"); }
 
+constexpr std::string_view kStreamsRoot = "$tern/streams/";
+
 }  // namespace
 
 struct Broker::Impl {
@@ -50,6 +53,10 @@ struct Broker::Impl {
       : config(std::move(c)), transport(t), timers(tm), clock(cl), store(s), policy(p) {
     started = clock.now();
     load_from_store();
+    for (const StreamConfig& sc : config.streams) {
+      streams.push_back(StreamState{sc, store.stream_end(sc.name), 0});
+    }
+    if (!streams.empty()) schedule_retention();
   }
 
   BrokerConfig config;
@@ -68,6 +75,14 @@ struct Broker::Impl {
   std::uint64_t assigned_id_counter = 0;
   SubscriptionTree tree;
   std::map<std::string, MessagePtr, std::less<>> retained;
+
+  struct StreamState {
+    StreamConfig config;
+    std::uint64_t next_offset = 0;
+    std::uint64_t appended_since_trim = 0;
+  };
+  std::vector<StreamState> streams;
+  Timers::Id retention_timer = 0;
 
   std::size_t sys_subscriptions = 0;
   Timers::Id sys_timer = 0;
@@ -724,6 +739,108 @@ struct Broker::Impl {
     publish_sys_value("$SYS/broker/protocol_errors", stats.protocol_errors);
   }
 
+  // ---------------------------------------------------------------- streams
+
+  void append_to_streams(const MessagePtr& m) {
+    for (StreamState& st : streams) {
+      if (!topic_matches(st.config.filter, m->topic)) continue;
+      store.append_stream(st.config.name, StreamEvent{st.next_offset++, clock.wall_ms(), m});
+      // Byte retention between the timer's rounds: trimming costs a query, so batch it.
+      if (st.config.max_bytes > 0 && ++st.appended_since_trim >= 1000) {
+        st.appended_since_trim = 0;
+        store.trim_stream(st.config.name, 0, st.config.max_bytes);
+      }
+    }
+  }
+
+  void enforce_retention() {
+    const std::int64_t now = clock.wall_ms();
+    for (StreamState& st : streams) {
+      const std::int64_t older_than =
+          st.config.max_age.count() > 0 ? now - std::chrono::duration_cast<std::chrono::milliseconds>(st.config.max_age).count() : 0;
+      store.trim_stream(st.config.name, older_than, st.config.max_bytes);
+      st.appended_since_trim = 0;
+    }
+  }
+
+  // Retention is a real deadline, so it has a timer: the shortest max_age / 10, at
+  // least a second and at most ten minutes.
+  void schedule_retention() {
+    std::chrono::seconds period{600};
+    for (const StreamState& st : streams) {
+      if (st.config.max_age.count() > 0) period = std::min(period, std::max<std::chrono::seconds>(st.config.max_age / 10, std::chrono::seconds(1)));
+    }
+    retention_timer = timers.schedule(std::chrono::duration_cast<std::chrono::milliseconds>(period), [this] {
+      retention_timer = 0;
+      enforce_retention();
+      schedule_retention();
+    });
+  }
+
+  std::shared_ptr<Message> stream_reply(const mqtt::Publish& request, std::string_view response_topic) {
+    auto r = std::make_shared<Message>();
+    r->topic = response_topic;
+    r->qos = request.qos;
+    if (request.properties.correlation_data) r->correlation_data = std::string(*request.properties.correlation_data);
+    return r;
+  }
+
+  // `$tern/streams/{name}/read`: answers on the request's response topic, one message an
+  // event in offset order, then an end marker with the next offset to read from.
+  void answer_stream_read(Connection& conn, const mqtt::Publish& p, std::string_view topic) {
+    std::string_view rest = topic.substr(kStreamsRoot.size());
+    const auto slash = rest.find('/');
+    const std::string_view name = rest.substr(0, slash);
+    const std::string_view verb = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    if (!p.properties.response_topic) {
+      log::warn(kLog, "stream request from {} on {} has no response topic: ignored", describe(conn), topic);
+      return;
+    }
+    const std::string_view response_topic = *p.properties.response_topic;
+    auto fail = [&](std::string_view why) {
+      auto r = stream_reply(p, response_topic);
+      mqtt::append_user_property(r->user_properties, "tern-end", "true");
+      mqtt::append_user_property(r->user_properties, "tern-error", why);
+      route(r, nullptr);
+    };
+    const StreamState* st = nullptr;
+    for (const StreamState& s : streams) {
+      if (s.config.name == name) st = &s;
+    }
+    if (st == nullptr || verb != "read") {
+      fail(st == nullptr ? "unknown stream" : "unknown stream operation (use read)");
+      return;
+    }
+    auto req = parse_stream_read_request(p.payload);
+    if (!req) {
+      fail(req.error());
+      return;
+    }
+    const std::size_t max = req->max_count == 0 ? config.max_stream_read
+                                                : std::min<std::size_t>(req->max_count, config.max_stream_read);
+    const auto events = store.read_stream(st->config.name, req->from_offset, req->from_time_ms, max);
+    std::uint64_t next = req->from_offset;
+    for (const StreamEvent& e : events) {
+      auto r = stream_reply(p, response_topic);
+      const Message& m = *e.message;
+      r->payload = m.payload;
+      r->payload_format_indicator = m.payload_format_indicator;
+      r->content_type = m.content_type;
+      r->user_properties = m.user_properties;
+      mqtt::append_user_property(r->user_properties, "tern-stream", st->config.name);
+      mqtt::append_user_property(r->user_properties, "tern-offset", std::to_string(e.offset));
+      mqtt::append_user_property(r->user_properties, "tern-time", std::to_string(e.timestamp_ms));
+      mqtt::append_user_property(r->user_properties, "tern-topic", m.topic);
+      route(r, nullptr);
+      next = e.offset + 1;
+    }
+    auto end = stream_reply(p, response_topic);
+    mqtt::append_user_property(end->user_properties, "tern-end", "true");
+    mqtt::append_user_property(end->user_properties, "tern-next-offset", std::to_string(next));
+    mqtt::append_user_property(end->user_properties, "tern-count", std::to_string(events.size()));
+    route(end, nullptr);
+  }
+
   // ---------------------------------------------------------------- timers
 
   void start_keep_alive(Connection& conn, std::chrono::milliseconds after) {
@@ -1032,8 +1149,23 @@ struct Broker::Impl {
       return;
     }
 
-    // '$' topics belong to the broker (§4.7.2, DESIGN §2).
-    const bool allowed = !topic.starts_with('$') && policy.may_publish(conn.identity, topic);
+    if (topic.starts_with(kStreamsRoot)) {
+      if (!policy.may_publish(conn.identity, topic)) {
+        ++stats.dropped_not_authorized;
+      } else {
+        answer_stream_read(conn, p, topic);
+      }
+      if (p.qos == QoS::at_least_once) acknowledge(conn, mqtt::PacketType::puback, p.packet_id, ReasonCode::success);
+      if (p.qos == QoS::exactly_once) {
+        session.inbound_qos2.push_back(p.packet_id);
+        acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, ReasonCode::success);
+      }
+      return;
+    }
+
+    // '$' topics belong to the broker (§4.7.2, DESIGN §2); dead letters are the exception.
+    const bool allowed =
+        (!topic.starts_with('$') || topic.starts_with("$dlq/")) && policy.may_publish(conn.identity, topic);
     ReasonCode result = ReasonCode::success;
     if (!allowed) {
       ++stats.dropped_not_authorized;
@@ -1052,6 +1184,7 @@ struct Broker::Impl {
       m->origin_client_id = conn.identity.client_id;
       if (p.retain) set_retained(m);
       const ConnectionId id = conn.id;
+      append_to_streams(m);
       route(m, conn.session);
       if (find_connection(id) == nullptr) return;  // routing may close connections (queue policy)
     }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tern::broker {
 
@@ -13,6 +14,14 @@ enum class QueueFullPolicy : std::uint8_t {
   drop_new,     // the arriving message is dropped for that session (counted)
   drop_oldest,  // the oldest queued message is dropped (counted)
   disconnect,   // the session's client is disconnected with quota exceeded (0x97)
+};
+
+// An event stream: every PUBLISH matching `filter` is appended to the stream's log.
+struct StreamConfig {
+  std::string name;
+  std::string filter;
+  std::chrono::seconds max_age{0};  // 0: no age limit
+  std::uint64_t max_bytes = 0;      // payload bytes kept; 0: no limit
 };
 
 struct BrokerConfig {
@@ -34,6 +43,8 @@ struct BrokerConfig {
   bool shared_subscriptions = true;
   bool subscription_identifiers = true;
   std::chrono::seconds sys_interval{10};              // $SYS publication period while subscribed
+  std::vector<StreamConfig> streams;
+  std::size_t max_stream_read = 1000;                 // events answered per stream read request
 };
 
 }  // namespace tern::broker

@@ -46,6 +46,11 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual std::chrono::steady_clock::time_point now() const = 0;
+  // Wall-clock time in milliseconds since the Unix epoch (event timestamps).
+  virtual std::int64_t wall_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
 };
 
 // The identity a connection presents (filled by net: TLS identity later).

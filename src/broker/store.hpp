@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
@@ -53,6 +54,14 @@ struct QueuedRecord {
   Stage stage = Stage::queued;
 };
 
+// One event of a stream (event sourcing): the offset is assigned by the broker, dense
+// and increasing per stream.
+struct StreamEvent {
+  std::uint64_t offset = 0;
+  std::int64_t timestamp_ms = 0;  // wall clock, when the broker received it
+  MessagePtr message;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -74,6 +83,18 @@ class Store {
   // retransmission after a restart is not routed twice.
   virtual void save_inbound_qos2(const std::string& client_id, std::uint16_t packet_id) = 0;
   virtual void remove_inbound_qos2(const std::string& client_id, std::uint16_t packet_id) = 0;
+
+  // Event streams. Appends are writes like any other (durable before when_durable's
+  // callback runs). read_stream sees every append issued before it.
+  virtual void append_stream(const std::string& stream, const StreamEvent& event) = 0;
+  // Events with offset >= from_offset and timestamp >= from_time_ms, in offset order, at most max_count.
+  virtual std::vector<StreamEvent> read_stream(const std::string& stream, std::uint64_t from_offset,
+                                               std::int64_t from_time_ms, std::size_t max_count) = 0;
+  // Retention: removes events older than `older_than_ms` (wall clock; 0: none), then the
+  // oldest while the stream's payload bytes exceed `max_bytes` (0: no limit).
+  virtual void trim_stream(const std::string& stream, std::int64_t older_than_ms, std::uint64_t max_bytes) = 0;
+  // The offset the next append gets (0 for a new stream).
+  virtual std::uint64_t stream_end(const std::string& stream) = 0;
 
   // Runs `fn` on the broker's thread once every write issued so far is durable.
   virtual void when_durable(std::function<void()> fn) = 0;
@@ -112,6 +133,37 @@ class MemoryStore final : public Store {
     if (it == inbound_qos2_.end()) return;
     std::erase(it->second, packet_id);
   }
+  void append_stream(const std::string& stream, const StreamEvent& event) override {
+    auto& st = streams_[stream];
+    st.bytes += event.message->payload.size();
+    st.events.push_back(event);
+  }
+  std::vector<StreamEvent> read_stream(const std::string& stream, std::uint64_t from_offset, std::int64_t from_time_ms,
+                                       std::size_t max_count) override {
+    std::vector<StreamEvent> out;
+    auto it = streams_.find(stream);
+    if (it == streams_.end()) return out;
+    for (const StreamEvent& e : it->second.events) {
+      if (out.size() >= max_count) break;
+      if (e.offset >= from_offset && e.timestamp_ms >= from_time_ms) out.push_back(e);
+    }
+    return out;
+  }
+  void trim_stream(const std::string& stream, std::int64_t older_than_ms, std::uint64_t max_bytes) override {
+    auto it = streams_.find(stream);
+    if (it == streams_.end()) return;
+    auto& st = it->second;
+    while (!st.events.empty() && ((older_than_ms > 0 && st.events.front().timestamp_ms < older_than_ms) ||
+                                  (max_bytes > 0 && st.bytes > max_bytes))) {
+      st.bytes -= st.events.front().message->payload.size();
+      st.events.pop_front();
+    }
+  }
+  std::uint64_t stream_end(const std::string& stream) override {
+    auto it = streams_.find(stream);
+    return it == streams_.end() || it->second.events.empty() ? 0 : it->second.events.back().offset + 1;
+  }
+
   void when_durable(std::function<void()> fn) override { fn(); }
   bool defers_acknowledgements() const override { return false; }
 
@@ -143,6 +195,11 @@ class MemoryStore final : public Store {
   std::map<std::string, MessagePtr> retained_;
   std::map<std::string, std::map<std::uint64_t, QueuedRecord>> queued_;
   std::map<std::string, std::vector<std::uint16_t>> inbound_qos2_;
+  struct Stream {
+    std::deque<StreamEvent> events;
+    std::uint64_t bytes = 0;
+  };
+  std::map<std::string, Stream> streams_;
 };
 
 }  // namespace tern::broker
