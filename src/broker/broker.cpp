@@ -1130,6 +1130,10 @@ struct Broker::Impl {
       close_with(conn, ReasonCode::protocol_error, "empty topic without topic alias");
       return;
     }
+    if (!p.properties.subscription_identifiers.empty()) {
+      close_with(conn, ReasonCode::protocol_error, "subscription identifier in a PUBLISH from a client");
+      return;
+    }
     if (p.retain && !config.retain_available) {
       close_with(conn, ReasonCode::retain_not_supported, "retain is not available");
       return;

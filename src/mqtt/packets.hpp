@@ -11,6 +11,7 @@
 // append_subscription_identifier.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -91,9 +92,10 @@ struct Properties {
   std::optional<std::uint8_t> wildcard_subscription_available;
   std::optional<std::uint8_t> subscription_identifier_available;
   std::optional<std::uint8_t> shared_subscription_available;
-  // Encoded user properties: repeated (0x26, UTF-8 string pair).
+  // Encoded user properties: repeated (0x26, UTF-8 string pair). Once decoded, other
+  // properties may sit between them (see the note above the inline definitions).
   std::string_view user_properties;
-  // Encoded subscription identifiers: repeated (0x0B, variable byte integer).
+  // Encoded subscription identifiers: repeated (0x0B, variable byte integer); same note.
   std::string_view subscription_identifiers;
 };
 
@@ -206,43 +208,88 @@ void append_user_property(std::string& encoded, std::string_view key, std::strin
 void append_subscription_identifier(std::string& encoded, std::uint32_t id);
 
 // ---- inline definitions ----
+//
+// Why the iterators skip foreign properties: on the wire, user properties and
+// subscription identifiers may be interleaved with other properties. The decoder does not
+// allocate, so it cannot gather them; instead `user_properties` (and
+// `subscription_identifiers`) views the span from the first to the last property of that
+// kind, other properties included. The iterators walk every property in the span and
+// report only their own kind; the encoder copies only their own kind. Bytes built with
+// the append_* helpers hold nothing else.
 namespace detail {
 inline std::uint16_t read_u16(const char* p) {
   return static_cast<std::uint16_t>((static_cast<std::uint8_t>(p[0]) << 8) | static_cast<std::uint8_t>(p[1]));
+}
+
+// The encoded length (identifier included) of the property starting at e[i], or 0 when
+// the identifier is unknown or the property runs past the end of `e`.
+inline std::size_t property_size(std::string_view e, std::size_t i) noexcept {
+  if (i >= e.size()) return 0;
+  const std::size_t left = e.size() - i - 1;  // bytes after the identifier
+  const char* v = e.data() + i + 1;
+  std::size_t n = 0;
+  switch (static_cast<std::uint8_t>(e[i])) {
+    case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
+      n = 1;
+      break;
+    case 0x13: case 0x21: case 0x22: case 0x23:
+      n = 2;
+      break;
+    case 0x02: case 0x11: case 0x18: case 0x27:
+      n = 4;
+      break;
+    case 0x0B:  // variable byte integer, at most 4 bytes
+      for (;;) {
+        if (n >= left || n >= 4) return 0;
+        if ((static_cast<std::uint8_t>(v[n++]) & 0x80) == 0) break;
+      }
+      break;
+    case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1A: case 0x1C: case 0x1F:
+      if (left < 2) return 0;
+      n = 2 + std::size_t{read_u16(v)};
+      break;
+    case 0x26:  // string pair
+      if (left < 2) return 0;
+      n = 2 + std::size_t{read_u16(v)};
+      if (left < n + 2) return 0;
+      n += 2 + std::size_t{read_u16(v + n)};
+      break;
+    default:
+      return 0;
+  }
+  return n <= left ? n + 1 : 0;
 }
 }  // namespace detail
 
 template <class F>
 void for_each_user_property(std::string_view e, F&& f) {
-  std::size_t i = 0;
-  while (i + 5 <= e.size()) {
-    ++i;  // identifier 0x26
-    const std::uint16_t kl = detail::read_u16(e.data() + i);
-    i += 2;
-    std::string_view key = e.substr(i, kl);
-    i += kl;
-    const std::uint16_t vl = detail::read_u16(e.data() + i);
-    i += 2;
-    std::string_view value = e.substr(i, vl);
-    i += vl;
-    f(key, value);
+  for (std::size_t i = 0; i < e.size();) {
+    const std::size_t n = detail::property_size(e, i);
+    if (n == 0) return;
+    if (static_cast<std::uint8_t>(e[i]) == 0x26) {
+      const std::size_t kl = detail::read_u16(e.data() + i + 1);
+      const std::size_t vl = detail::read_u16(e.data() + i + 3 + kl);
+      f(e.substr(i + 3, kl), e.substr(i + 5 + kl, vl));
+    }
+    i += n;
   }
 }
 
 template <class F>
 void for_each_subscription_identifier(std::string_view e, F&& f) {
-  std::size_t i = 0;
-  while (i + 2 <= e.size()) {
-    ++i;  // identifier 0x0B
-    std::uint32_t value = 0;
-    unsigned shift = 0;
-    while (i < e.size()) {
-      const auto b = static_cast<std::uint8_t>(e[i++]);
-      value |= static_cast<std::uint32_t>(b & 0x7F) << shift;
-      shift += 7;
-      if ((b & 0x80) == 0) break;
+  for (std::size_t i = 0; i < e.size();) {
+    const std::size_t n = detail::property_size(e, i);
+    if (n == 0) return;
+    if (static_cast<std::uint8_t>(e[i]) == 0x0B) {
+      std::uint32_t value = 0;
+      unsigned shift = 0;
+      for (std::size_t k = i + 1; k < i + n; ++k) {
+        value |= static_cast<std::uint32_t>(static_cast<std::uint8_t>(e[k]) & 0x7F) << shift;
+        shift += 7;
+      }
+      f(value);
     }
-    f(value);
+    i += n;
   }
 }
 
