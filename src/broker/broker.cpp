@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <tuple>
 #include <unordered_map>
 
 #include "broker/session.hpp"
@@ -1491,5 +1492,50 @@ void Broker::shutdown() {
 }
 
 const BrokerStats& Broker::stats() const noexcept { return impl_->stats; }
+
+std::vector<ClientInfo> Broker::clients() const {
+  std::vector<ClientInfo> out;
+  out.reserve(impl_->sessions.size());
+  for (const auto& [id, s] : impl_->sessions) {
+    ClientInfo c;
+    c.client_id = id;
+    c.connected = s->connection != nullptr;
+    if (s->connection != nullptr) c.peer = s->connection->identity.peer;
+    c.protocol_version = static_cast<int>(s->version);
+    c.session_expiry_interval = s->expiry_interval;
+    c.subscriptions = s->subscriptions.size();
+    c.queued_messages = s->queue.size();
+    c.queued_bytes = s->queued_bytes;
+    c.inflight_messages = s->inflight.size();
+    out.push_back(std::move(c));
+  }
+  std::sort(out.begin(), out.end(), [](const ClientInfo& a, const ClientInfo& b) { return a.client_id < b.client_id; });
+  return out;
+}
+
+std::vector<SubscriptionInfo> Broker::subscriptions() const {
+  std::vector<SubscriptionInfo> out;
+  for (const auto& [id, s] : impl_->sessions) {
+    for (const auto& [filter, sub] : s->subscriptions) {
+      out.push_back(SubscriptionInfo{id, filter, static_cast<int>(sub.options.qos), sub.subscription_id});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const SubscriptionInfo& a, const SubscriptionInfo& b) {
+    return std::tie(a.client_id, a.filter) < std::tie(b.client_id, b.filter);
+  });
+  return out;
+}
+
+std::size_t Broker::queued_messages_total() const {
+  std::size_t n = 0;
+  for (const auto& [_, s] : impl_->sessions) n += s->queue.size();
+  return n;
+}
+
+std::size_t Broker::inflight_messages_total() const {
+  std::size_t n = 0;
+  for (const auto& [_, s] : impl_->sessions) n += s->inflight.size();
+  return n;
+}
 
 }  // namespace tern::broker

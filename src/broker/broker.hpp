@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "broker/config.hpp"
 #include "broker/interfaces.hpp"
@@ -17,6 +18,26 @@
 #include "broker/store.hpp"
 
 namespace tern::broker {
+
+// A view of one session for the admin API.
+struct ClientInfo {
+  std::string client_id;
+  std::string peer;  // empty while disconnected
+  bool connected = false;
+  int protocol_version = 5;
+  std::uint32_t session_expiry_interval = 0;
+  std::size_t subscriptions = 0;
+  std::size_t queued_messages = 0;
+  std::size_t queued_bytes = 0;
+  std::size_t inflight_messages = 0;
+};
+
+struct SubscriptionInfo {
+  std::string client_id;
+  std::string filter;  // with "$share/{group}/" for shared subscriptions
+  int qos = 0;
+  std::uint32_t subscription_id = 0;
+};
 
 class Broker {
  public:
@@ -47,6 +68,13 @@ class Broker {
   void shutdown();
 
   const BrokerStats& stats() const noexcept;
+
+  // Introspection for the admin API (same thread as everything else).
+  std::vector<ClientInfo> clients() const;
+  std::vector<SubscriptionInfo> subscriptions() const;
+  // Total queued messages over all sessions, and the deepest queue.
+  std::size_t queued_messages_total() const;
+  std::size_t inflight_messages_total() const;
 
  private:
   struct Impl;
