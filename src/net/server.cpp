@@ -1,1 +1,573 @@
-// placeholder
+// Design notes.
+//
+// Connection lifetime. A Connection is held by shared_ptr: by the id map while the
+// connection exists, and by every pending Asio handler. Broker callbacks may re-enter the
+// transport (send to others, close any connection, including the one being read), so
+// every step that follows a broker call re-checks the connection's state instead of
+// assuming it. Ids are never reused, so a stale id finds nothing.
+//
+// States: open -> flushing (the broker called close: no more reading, the queue is still
+// written) -> lingering (send side shut down; input is read and discarded until the peer's
+// FIN, so that closing with unread input does not turn into a RST that could destroy the
+// final DISCONNECT or CONNACK before the peer reads it) -> closed (socket closed, removed
+// from the map). The broker hears nothing about a connection once it has called close;
+// a connection that fails while open is reported with connection_lost.
+//
+// Reading. A connection waits for readability, then reads with non-blocking read_some into
+// the server's scratch buffer. Only an unconsumed tail (a partial packet) is copied into
+// the connection, so an idle connection holds no read buffer.
+//
+// Writing. send() appends to the connection's pending list and puts the connection on a
+// server-wide flush list; one posted task per loop turn starts a scatter-gather write for
+// every connection on it. The pending and writing vectors swap places when a whole queue
+// fits in one batch, so steady traffic allocates nothing.
+#include "net/server.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/iterator/transform_iterator.hpp>
+
+#include <csignal>
+#include <fmt/format.h>
+#include <iterator>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+#include "broker/broker.hpp"
+#include "broker/interfaces.hpp"
+#include "broker/store.hpp"
+#include "core/log.hpp"
+
+namespace tern::net {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using broker::ConnectionId;
+using broker::SharedBytes;
+
+constexpr std::string_view kLog = "net";
+constexpr std::size_t kScratchBytes = 64 * 1024;
+constexpr int kReadsPerWakeup = 16;  // then back to the reactor, so one busy peer cannot starve the rest
+constexpr std::size_t kMaxBatchBuffers = 64;
+constexpr std::size_t kMaxBatchBytes = 1024 * 1024;
+constexpr std::size_t kKeptVectorCapacity = 16;  // beyond this, an emptied queue gives its memory back
+constexpr auto kCloseTimeout = std::chrono::seconds(2);  // flush + linger after the broker's close
+constexpr auto kShutdownGrace = std::chrono::seconds(1);
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
+
+std::string format_endpoint(const tcp::endpoint& endpoint) {
+  if (endpoint.address().is_v6()) return fmt::format("[{}]:{}", endpoint.address().to_string(), endpoint.port());
+  return fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+}
+
+struct ToConstBuffer {
+  asio::const_buffer operator()(const SharedBytes& bytes) const { return asio::buffer(*bytes); }
+};
+
+// The buffers of one write as an Asio buffer sequence, without building a vector of
+// const_buffer for every write.
+class WriteBuffers {
+ public:
+  using value_type = asio::const_buffer;
+  using const_iterator = boost::transform_iterator<ToConstBuffer, std::vector<SharedBytes>::const_iterator,
+                                                   asio::const_buffer, asio::const_buffer>;
+  explicit WriteBuffers(const std::vector<SharedBytes>& buffers) : buffers_(&buffers) {}
+  const_iterator begin() const { return const_iterator(buffers_->begin(), ToConstBuffer{}); }
+  const_iterator end() const { return const_iterator(buffers_->end(), ToConstBuffer{}); }
+
+ private:
+  const std::vector<SharedBytes>* buffers_;
+};
+
+template <class T>
+void release_if_large(std::vector<T>& v) {
+  if (v.capacity() > kKeptVectorCapacity) std::vector<T>().swap(v);
+}
+
+struct Connection {
+  enum class State : std::uint8_t { open, flushing, lingering, closed };
+
+  Connection(ConnectionId connection_id, tcp::socket s) : id(connection_id), socket(std::move(s)) {}
+
+  bool has_pending() const { return pending_head < pending.size(); }
+
+  ConnectionId id;
+  tcp::socket socket;
+  std::string partial;                 // unconsumed bytes of a partial packet; empty when idle
+  std::vector<SharedBytes> pending;    // queued by the broker, not yet handed to the socket
+  std::size_t pending_head = 0;        // pending[0, pending_head) were moved into a write
+  std::size_t pending_bytes = 0;
+  std::vector<SharedBytes> writing;    // the write in progress
+  std::size_t writing_bytes = 0;
+  std::optional<asio::steady_timer> close_deadline;  // only once closing
+  State state = State::open;
+  bool reading_enabled = true;
+  bool read_waiting = false;
+  bool write_active = false;
+  bool on_flush_list = false;
+};
+
+using ConnectionPtr = std::shared_ptr<Connection>;
+
+struct Listener {
+  Listener(asio::io_context& io, tcp::acceptor a, std::string n)
+      : acceptor(std::move(a)), retry(io), name(std::move(n)) {}
+  tcp::acceptor acceptor;
+  asio::steady_timer retry;
+  std::string name;
+};
+
+}  // namespace
+
+struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
+  explicit Impl(broker::BrokerConfig config)
+      : io(1), scratch(kScratchBytes),
+        broker(std::make_unique<broker::Broker>(std::move(config), *this, *this, *this, store, policy)) {}
+
+  ~Impl() override {
+    // The broker may still call back (cancel timers) while it is destroyed.
+    broker.reset();
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  // --- listeners -------------------------------------------------------------------------
+
+  Expected<void, std::string> listen_on(const ListenerConfig& config) {
+    const std::string wanted = config.host.find(':') != std::string::npos
+                                   ? fmt::format("[{}]:{}", config.host, config.port)
+                                   : fmt::format("{}:{}", config.host, config.port);
+    const auto failed = [&wanted](std::string_view what, const error_code& ec) {
+      return make_unexpected(fmt::format("cannot listen on {}: {}{}", wanted, what, ec.message()));
+    };
+    error_code ec;
+    tcp::endpoint endpoint;
+    const auto address = asio::ip::make_address(config.host, ec);
+    if (!ec) {
+      endpoint = tcp::endpoint(address, config.port);
+    } else {
+      tcp::resolver resolver(io);
+      const auto results = resolver.resolve(config.host, std::to_string(config.port),
+                                            tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+      if (ec) return failed("cannot resolve the host: ", ec);
+      if (results.empty()) return failed("cannot resolve the host: ", asio::error::host_not_found);
+      endpoint = results.begin()->endpoint();
+    }
+
+    tcp::acceptor acceptor(io);
+    if (acceptor.open(endpoint.protocol(), ec); ec) return failed("", ec);
+    if (acceptor.set_option(asio::socket_base::reuse_address(true), ec); ec) return failed("", ec);
+    if (endpoint.address().is_v6()) {
+      // So that [::]:P and 0.0.0.0:P can both be configured.
+      if (acceptor.set_option(asio::ip::v6_only(true), ec); ec) return failed("", ec);
+    }
+    if (acceptor.bind(endpoint, ec); ec) return failed("", ec);
+    if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) return failed("", ec);
+    const auto local = acceptor.local_endpoint(ec);
+    if (ec) return failed("", ec);
+    listeners.push_back(std::make_unique<Listener>(io, std::move(acceptor), format_endpoint(local)));
+    log::info(kLog, "listening on {}", listeners.back()->name);
+    return {};
+  }
+
+  void accept_next(Listener& listener) {
+    listener.acceptor.async_accept([this, &listener](error_code ec, tcp::socket socket) {
+      if (stopping || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        // Out of descriptors or memory: wait a little rather than spin on the error.
+        log::warn(kLog, "accept on {} failed: {}", listener.name, ec.message());
+        listener.retry.expires_after(kAcceptRetryDelay);
+        listener.retry.async_wait([this, &listener](error_code timer_ec) {
+          if (!timer_ec && !stopping) accept_next(listener);
+        });
+        return;
+      }
+      on_accepted(std::move(socket));
+      accept_next(listener);
+    });
+  }
+
+  void on_accepted(tcp::socket socket) {
+    error_code ec;
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) return;  // the peer is already gone
+    socket.set_option(tcp::no_delay(true), ec);
+    if (socket.non_blocking(true, ec); ec) {
+      log::warn(kLog, "cannot make a socket non-blocking: {}", ec.message());
+      return;
+    }
+    const ConnectionId id = ++next_connection_id;
+    auto conn = std::make_shared<Connection>(id, std::move(socket));
+    connections.emplace(id, conn);
+    std::string peer = format_endpoint(remote);
+    log::debug(kLog, "connection {} from {}", id, peer);
+    if (!broker->connection_opened(id, std::move(peer))) {
+      log::debug(kLog, "connection {} refused", id);
+      if (conn->state == Connection::State::open) destroy(conn);
+      return;
+    }
+    if (conn->state == Connection::State::open) start_wait(conn);
+  }
+
+  // --- reading ---------------------------------------------------------------------------
+
+  void start_wait(const ConnectionPtr& conn) {
+    if (conn->read_waiting) return;
+    conn->read_waiting = true;
+    conn->socket.async_wait(tcp::socket::wait_read, [this, conn](error_code ec) {
+      conn->read_waiting = false;
+      if (conn->state == Connection::State::closed || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        fail(conn, ec);
+        return;
+      }
+      if (conn->state == Connection::State::lingering) {
+        discard_input(conn);
+      } else if (conn->state == Connection::State::open && conn->reading_enabled) {
+        read_available(conn);
+      }
+    });
+  }
+
+  void read_available(const ConnectionPtr& conn) {
+    for (int i = 0; i < kReadsPerWakeup; ++i) {
+      error_code ec;
+      const std::size_t n = conn->socket.read_some(asio::buffer(scratch), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) {
+        fail(conn, ec);
+        return;
+      }
+      if (conn->partial.empty()) {
+        feed(conn, std::string_view(scratch.data(), n), false);
+      } else {
+        conn->partial.append(scratch.data(), n);
+        feed(conn, conn->partial, true);
+      }
+      if (conn->state != Connection::State::open || !conn->reading_enabled) return;
+    }
+    start_wait(conn);
+  }
+
+  // Hands bytes to the broker and keeps the unconsumed tail. `bytes` is either the scratch
+  // buffer or the connection's own partial buffer (`from_partial`).
+  void feed(const ConnectionPtr& conn, std::string_view bytes, bool from_partial) {
+    const std::size_t consumed = std::min(broker->data_received(conn->id, bytes), bytes.size());
+    if (conn->state != Connection::State::open) {
+      std::string().swap(conn->partial);
+      return;
+    }
+    if (from_partial) {
+      conn->partial.erase(0, consumed);
+    } else if (consumed < bytes.size()) {
+      conn->partial.assign(bytes.substr(consumed));
+    }
+    if (conn->partial.empty()) std::string().swap(conn->partial);
+  }
+
+  // After the broker's close: read and drop whatever arrives until the peer's FIN.
+  void discard_input(const ConnectionPtr& conn) {
+    for (int i = 0; i < kReadsPerWakeup; ++i) {
+      error_code ec;
+      conn->socket.read_some(asio::buffer(scratch), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) {
+        destroy(conn);
+        return;
+      }
+    }
+    start_wait(conn);
+  }
+
+  // --- writing ---------------------------------------------------------------------------
+
+  void queue_flush(const ConnectionPtr& conn) {
+    if (conn->write_active || conn->on_flush_list) return;
+    conn->on_flush_list = true;
+    flush_list.push_back(conn);
+    if (!flush_posted) {
+      flush_posted = true;
+      asio::post(io, [this] { flush(); });
+    }
+  }
+
+  void flush() {
+    flush_posted = false;
+    std::swap(flush_list, flushing_now);
+    for (const auto& conn : flushing_now) {
+      conn->on_flush_list = false;
+      if (conn->state != Connection::State::closed && !conn->write_active && conn->has_pending()) start_write(conn);
+    }
+    flushing_now.clear();
+  }
+
+  void start_write(const ConnectionPtr& conn) {
+    Connection& c = *conn;
+    const std::size_t begin = c.pending_head;
+    std::size_t end = begin;
+    std::size_t bytes = 0;
+    while (end < c.pending.size() && end - begin < kMaxBatchBuffers) {
+      const std::size_t size = c.pending[end]->size();
+      if (end > begin && bytes + size > kMaxBatchBytes) break;
+      bytes += size;
+      ++end;
+    }
+    if (begin == 0 && end == c.pending.size()) {
+      std::swap(c.pending, c.writing);  // `writing` was empty: no copy, no allocation
+    } else {
+      c.writing.assign(std::make_move_iterator(c.pending.begin() + static_cast<std::ptrdiff_t>(begin)),
+                       std::make_move_iterator(c.pending.begin() + static_cast<std::ptrdiff_t>(end)));
+      c.pending_head = end;
+      if (c.pending_head == c.pending.size()) {
+        c.pending.clear();
+        c.pending_head = 0;
+      } else if (c.pending_head * 2 >= c.pending.size()) {
+        c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<std::ptrdiff_t>(c.pending_head));
+        c.pending_head = 0;
+      }
+    }
+    c.pending_bytes -= bytes;
+    c.writing_bytes = bytes;
+    c.write_active = true;
+    asio::async_write(c.socket, WriteBuffers(c.writing),
+                      [this, conn](error_code ec, std::size_t) { on_written(conn, ec); });
+  }
+
+  void on_written(const ConnectionPtr& conn, const error_code& ec) {
+    conn->write_active = false;
+    conn->writing.clear();
+    conn->writing_bytes = 0;
+    if (conn->state == Connection::State::closed) return;
+    if (ec) {
+      fail(conn, ec);
+      return;
+    }
+    if (conn->has_pending()) {
+      start_write(conn);
+      return;
+    }
+    release_if_large(conn->pending);
+    release_if_large(conn->writing);
+    if (conn->state == Connection::State::flushing) {
+      begin_linger(conn);
+    } else if (conn->state == Connection::State::open && !stopping) {
+      broker->connection_drained(conn->id);
+    }
+  }
+
+  // --- closing ---------------------------------------------------------------------------
+
+  // The broker (or shutdown) closes: write what is queued, then shut down and close.
+  void close_connection(const ConnectionPtr& conn) {
+    if (conn->state != Connection::State::open) return;
+    conn->state = Connection::State::flushing;
+    conn->reading_enabled = false;
+    conn->close_deadline.emplace(io, kCloseTimeout);
+    conn->close_deadline->async_wait([this, conn](error_code ec) {
+      if (ec || conn->state == Connection::State::closed) return;
+      log::debug(kLog, "connection {} did not close in time", conn->id);
+      destroy(conn);
+    });
+    if (!conn->write_active && !conn->has_pending()) begin_linger(conn);
+  }
+
+  void begin_linger(const ConnectionPtr& conn) {
+    conn->state = Connection::State::lingering;
+    error_code ec;
+    conn->socket.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      destroy(conn);
+      return;
+    }
+    start_wait(conn);
+  }
+
+  // A connection failed or the peer went away.
+  void fail(const ConnectionPtr& conn, const error_code& ec) {
+    if (conn->state == Connection::State::closed) return;
+    const bool broker_knows = conn->state == Connection::State::open;
+    log::debug(kLog, "connection {} lost: {}", conn->id, ec.message());
+    destroy(conn);
+    if (broker_knows) broker->connection_lost(conn->id);
+  }
+
+  void destroy(const ConnectionPtr& conn) {
+    if (conn->state == Connection::State::closed) return;
+    conn->state = Connection::State::closed;
+    error_code ignored;
+    conn->socket.close(ignored);
+    if (conn->close_deadline) conn->close_deadline->cancel();
+    connections.erase(conn->id);
+    if (stopping && connections.empty()) finish_shutdown();
+  }
+
+  ConnectionPtr find_open(ConnectionId id) const {
+    const auto it = connections.find(id);
+    if (it == connections.end() || it->second->state != Connection::State::open) return nullptr;
+    return it->second;
+  }
+
+  // --- broker::Transport -----------------------------------------------------------------
+
+  void send(ConnectionId id, SharedBytes bytes) override {
+    const auto it = connections.find(id);
+    if (it == connections.end() || it->second->state != Connection::State::open) return;
+    if (!bytes || bytes->empty()) return;
+    Connection& c = *it->second;
+    c.pending_bytes += bytes->size();
+    c.pending.push_back(std::move(bytes));
+    queue_flush(it->second);
+  }
+
+  std::size_t queued_bytes(ConnectionId id) const override {
+    const auto it = connections.find(id);
+    if (it == connections.end()) return 0;
+    return it->second->pending_bytes + it->second->writing_bytes;
+  }
+
+  void close(ConnectionId id) override {
+    if (auto conn = find_open(id)) {
+      log::debug(kLog, "connection {} closed by the broker", id);
+      close_connection(conn);
+    }
+  }
+
+  void set_reading(ConnectionId id, bool enabled) override {
+    auto conn = find_open(id);
+    if (!conn || conn->reading_enabled == enabled) return;
+    conn->reading_enabled = enabled;
+    if (!enabled) return;
+    start_wait(conn);
+    if (!conn->partial.empty()) {
+      // The broker may have left whole packets unconsumed while paused: offer them again.
+      asio::post(io, [this, conn] {
+        if (conn->state == Connection::State::open && conn->reading_enabled && !conn->partial.empty()) {
+          feed(conn, conn->partial, true);
+        }
+      });
+    }
+  }
+
+  // --- broker::Timers, broker::Clock -----------------------------------------------------
+
+  Id schedule(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    const Id id = ++next_timer_id;
+    if (stopping) return id;  // the broker has shut down: nothing more may fire
+    auto timer = std::make_unique<asio::steady_timer>(io, delay);
+    timer->async_wait([this, id, fn = std::move(fn)](error_code ec) {
+      if (ec) return;
+      const auto it = timers.find(id);
+      if (it == timers.end()) return;
+      timers.erase(it);
+      fn();
+    });
+    timers.emplace(id, std::move(timer));
+    return id;
+  }
+
+  void cancel(Id id) override { timers.erase(id); }  // destroying a timer cancels its wait
+
+  std::chrono::steady_clock::time_point now() const override { return std::chrono::steady_clock::now(); }
+
+  // --- run and stop ----------------------------------------------------------------------
+
+  void run() {
+    signals.emplace(io, SIGINT, SIGTERM);
+    signals->async_wait([this](error_code ec, int signal) {
+      if (ec) return;
+      log::info(kLog, "{} received, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+      begin_shutdown();
+    });
+    for (const auto& listener : listeners) accept_next(*listener);
+    io.run();
+    signals.reset();
+  }
+
+  void begin_shutdown() {
+    if (stopping) return;
+    stopping = true;
+    error_code ignored;
+    if (signals) signals->cancel(ignored);
+    for (const auto& listener : listeners) {
+      listener->acceptor.close(ignored);
+      listener->retry.cancel();
+    }
+    broker->shutdown();
+    timers.clear();
+    // The broker closes every connection it knows; this also covers any it did not.
+    std::vector<ConnectionPtr> remaining;
+    remaining.reserve(connections.size());
+    for (const auto& [id, conn] : connections) remaining.push_back(conn);
+    for (const auto& conn : remaining) close_connection(conn);
+    if (connections.empty()) {
+      finish_shutdown();
+      return;
+    }
+    shutdown_deadline.emplace(io, kShutdownGrace);
+    shutdown_deadline->async_wait([this](error_code ec) {
+      if (ec) return;
+      log::debug(kLog, "{} connections did not finish closing in time", connections.size());
+      std::vector<ConnectionPtr> left;
+      for (const auto& [id, conn] : connections) left.push_back(conn);
+      for (const auto& conn : left) destroy(conn);
+      finish_shutdown();
+    });
+  }
+
+  void finish_shutdown() {
+    if (shutdown_deadline) shutdown_deadline->cancel();
+    io.stop();
+  }
+
+  asio::io_context io;
+  std::vector<char> scratch;
+  broker::MemoryStore store;
+  broker::AllowAllPolicy policy;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::unordered_map<ConnectionId, ConnectionPtr> connections;
+  std::unordered_map<Id, std::unique_ptr<asio::steady_timer>> timers;
+  std::vector<ConnectionPtr> flush_list;
+  std::vector<ConnectionPtr> flushing_now;
+  std::optional<asio::signal_set> signals;
+  std::optional<asio::steady_timer> shutdown_deadline;
+  ConnectionId next_connection_id = 0;
+  Id next_timer_id = 0;
+  bool flush_posted = false;
+  bool stopping = false;
+  // Last, so that it is destroyed first, while everything it calls into still exists.
+  std::unique_ptr<broker::Broker> broker;
+};
+
+Server::Server(broker::BrokerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Server::~Server() = default;
+
+Expected<void, std::string> Server::listen(const std::vector<ListenerConfig>& listeners) {
+  for (const auto& listener : listeners) {
+    if (auto r = impl_->listen_on(listener); !r) return r;
+  }
+  return {};
+}
+
+std::vector<std::string> Server::bound_endpoints() const {
+  std::vector<std::string> out;
+  out.reserve(impl_->listeners.size());
+  for (const auto& listener : impl_->listeners) out.push_back(listener->name);
+  return out;
+}
+
+void Server::run() { impl_->run(); }
+
+void Server::stop() {
+  asio::post(impl_->io, [impl = impl_.get()] { impl->begin_shutdown(); });
+}
+
+}  // namespace tern::net

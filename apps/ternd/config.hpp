@@ -1,0 +1,68 @@
+// ternd's configuration: embedded defaults, then a TOML file, then command-line flags.
+//
+// Every key of the file is optional; an unknown key, a value of the wrong type or out of
+// range is an error that names the file and line ("ternd.toml:7: limits.receive_maximum
+// must be between 1 and 65535 (got 0)"). docs/configuration.md documents every key.
+//
+// This part depends only on toml++, fmt and headers (no Boost, no broker code), so the
+// parser can be unit-tested and fuzzed on its own.
+//
+// Thread-safety: plain functions and values; no shared state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/config.hpp"
+#include "core/expected.hpp"
+#include "core/log.hpp"
+#include "net/server.hpp"
+
+namespace tern::ternd {
+
+struct Config {
+  broker::BrokerConfig broker;
+  std::vector<net::ListenerConfig> listeners{net::ListenerConfig{}};  // 127.0.0.1:1883
+  std::string data_dir;  // empty: nothing is written to disk
+  log::Level log_level = log::Level::info;
+};
+
+// What the command line may override. Each set field replaces the file's value; `listen`,
+// when not empty, replaces the file's whole listener list.
+struct Overrides {
+  std::optional<std::string> config_file;
+  std::vector<std::string> listen;
+  std::optional<std::string> data_dir;
+  std::optional<std::string> log_level;
+};
+
+// Parses TOML text on top of the embedded defaults. `source_name` is the file name used
+// in error messages.
+Expected<Config, std::string> parse_config(std::string_view text, std::string_view source_name);
+
+// Reads and parses a file.
+Expected<Config, std::string> load_config_file(const std::string& path);
+
+// Applies command-line overrides to a configuration.
+Expected<void, std::string> apply_overrides(Config& config, const Overrides& overrides);
+
+// Defaults, then the file named in `overrides` (if any), then the other overrides.
+Expected<Config, std::string> resolve_config(const Overrides& overrides);
+
+// "HOST:PORT", "[IPV6]:PORT". Port 0 means any free port.
+Expected<net::ListenerConfig, std::string> parse_listen_address(std::string_view text);
+// The inverse: brackets around IPv6 hosts.
+std::string format_listen_address(const net::ListenerConfig& listener);
+
+// "debug", "info", "warning", "error".
+std::optional<log::Level> parse_log_level_name(std::string_view text);
+std::string_view log_level_name(log::Level level);
+
+// The effective configuration as a TOML document in the file's schema; parsing it again
+// gives the same configuration.
+std::string to_toml(const Config& config);
+
+}  // namespace tern::ternd
