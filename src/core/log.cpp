@@ -7,8 +7,13 @@
 #include <chrono>
 #include <cstddef>
 #include <ctime>
+#include <deque>
 #include <iterator>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
+#include <utility>
 
 #include "core/topic.hpp"
 
@@ -17,6 +22,59 @@ namespace {
 
 // The one process-wide setting: lines are filtered before they are formatted.
 std::atomic<Level> g_level{Level::info};
+
+// The ring buffer. Its lock is held only to copy a line in or out.
+struct Ring {
+  std::mutex mutex;
+  std::deque<RingLine> lines;
+  std::size_t capacity = kDefaultRingCapacity;
+  std::uint64_t next_seq = 1;
+};
+Ring& ring() {
+  static Ring instance;
+  return instance;
+}
+std::atomic<std::uint64_t> g_lines_written{0};
+
+// Forwarders run under a shared lock so remove_forwarder (exclusive) waits for calls in
+// progress; the count lets write() skip the lock entirely when there are none.
+struct Forwarders {
+  std::shared_mutex mutex;
+  std::vector<std::pair<ForwarderId, Forwarder>> list;
+  ForwarderId next_id = 1;
+};
+Forwarders& forwarders() {
+  static Forwarders instance;
+  return instance;
+}
+std::atomic<std::size_t> g_forwarder_count{0};
+thread_local bool t_forwarding = false;
+
+void append_to_ring(Level level, std::string_view json) {
+  Ring& r = ring();
+  std::lock_guard lock(r.mutex);
+  const std::uint64_t seq = r.next_seq++;
+  if (r.capacity == 0) return;
+  while (r.lines.size() >= r.capacity) r.lines.pop_front();
+  r.lines.push_back(RingLine{seq, level, std::string(json)});
+}
+
+void forward(Level level, std::string_view json) {
+  if (t_forwarding || g_forwarder_count.load(std::memory_order_acquire) == 0) return;
+  Forwarders& f = forwarders();
+  std::shared_lock lock(f.mutex);
+  t_forwarding = true;
+  for (const auto& [id, forwarder] : f.list) {
+    try {
+      forwarder(level, json);
+    } catch (...) {
+      // A failing forwarder must not take the logging thread down with it.
+    }
+  }
+  t_forwarding = false;
+}
+
+}  // namespace
 
 std::string_view level_name(Level level) noexcept {
   switch (level) {
@@ -33,6 +91,8 @@ std::string_view level_name(Level level) noexcept {
   }
   return "off";
 }
+
+namespace {
 
 // Length of the well-formed UTF-8 sequence starting at s[i], or 0 when the bytes there
 // do not form one.
@@ -163,11 +223,70 @@ void write(Level level, std::string_view component, std::string_view message) {
     const ssize_t written = ::write(STDERR_FILENO, data, remaining);
     if (written < 0) {
       if (errno == EINTR) continue;
-      return;
+      break;  // stderr is gone; the ring and the forwarders still get the line
     }
     data += written;
     remaining -= static_cast<std::size_t>(written);
   }
+
+  g_lines_written.fetch_add(1, std::memory_order_relaxed);
+  const std::string_view json(line.data(), line.size() - 1);
+  append_to_ring(level, json);
+  forward(level, json);
+}
+
+void set_ring_capacity(std::size_t lines) {
+  Ring& r = ring();
+  std::lock_guard lock(r.mutex);
+  r.capacity = lines;
+  while (r.lines.size() > r.capacity) r.lines.pop_front();
+}
+
+std::size_t ring_capacity() noexcept {
+  Ring& r = ring();
+  std::lock_guard lock(r.mutex);
+  return r.capacity;
+}
+
+std::vector<RingLine> recent_lines(Level min_level, std::size_t limit) {
+  std::vector<RingLine> out;
+  if (limit == 0) return out;
+  Ring& r = ring();
+  std::lock_guard lock(r.mutex);
+  // Walk backwards to find the newest `limit` matches, then return them oldest first.
+  std::size_t matches = 0;
+  auto it = r.lines.end();
+  auto first = r.lines.end();
+  while (it != r.lines.begin() && matches < limit) {
+    --it;
+    if (it->level >= min_level) {
+      ++matches;
+      first = it;
+    }
+  }
+  out.reserve(matches);
+  for (auto i = first; i != r.lines.end(); ++i) {
+    if (i->level >= min_level) out.push_back(*i);
+  }
+  return out;
+}
+
+std::uint64_t lines_written() noexcept { return g_lines_written.load(std::memory_order_relaxed); }
+
+ForwarderId add_forwarder(Forwarder forwarder) {
+  Forwarders& f = forwarders();
+  std::unique_lock lock(f.mutex);
+  const ForwarderId id = f.next_id++;
+  f.list.emplace_back(id, std::move(forwarder));
+  g_forwarder_count.store(f.list.size(), std::memory_order_release);
+  return id;
+}
+
+void remove_forwarder(ForwarderId id) {
+  Forwarders& f = forwarders();
+  std::unique_lock lock(f.mutex);
+  std::erase_if(f.list, [id](const auto& entry) { return entry.first == id; });
+  g_forwarder_count.store(f.list.size(), std::memory_order_release);
 }
 
 }  // namespace tern::log

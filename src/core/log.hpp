@@ -6,7 +6,12 @@
 
 #include <fmt/format.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace tern::log {
 
@@ -16,8 +21,38 @@ void set_level(Level level) noexcept;
 Level level() noexcept;
 bool parse_level(std::string_view text, Level& out) noexcept;
 
-// Writes {"time":..,"level":..,"component":..,"msg":..}.
+// Writes {"time":..,"level":..,"component":..,"msg":..}. The line also goes to the ring
+// buffer and to every forwarder.
 void write(Level level, std::string_view component, std::string_view message);
+
+std::string_view level_name(Level level) noexcept;
+
+// The ring buffer: the last N lines written (those that passed the level filter), kept in
+// RAM so an operator can read recent history without a log file (flash wears out).
+// Default capacity: kDefaultRingCapacity lines; 0 disables it. Shrinking drops the oldest.
+inline constexpr std::size_t kDefaultRingCapacity = 1024;
+void set_ring_capacity(std::size_t lines);
+std::size_t ring_capacity() noexcept;
+
+struct RingLine {
+  std::uint64_t seq = 0;  // 1 for the first line ever written, then +1 a line
+  Level level = Level::info;
+  std::string json;       // the line without its trailing newline
+};
+// The most recent lines at `min_level` or above, oldest first, at most `limit` of them.
+std::vector<RingLine> recent_lines(Level min_level, std::size_t limit);
+// Lines written since start, including those the ring no longer holds.
+std::uint64_t lines_written() noexcept;
+
+// A forwarder receives every line (without its newline) on the thread that wrote it,
+// after the line reached stderr and the ring. A line written while a forwarder runs on the
+// same thread (e.g. the broker logging while publishing a forwarded line) is not
+// forwarded again: forwarders are never re-entered on one thread. A forwarder must be
+// cheap and must not block; remove_forwarder waits until no call to it is running.
+using Forwarder = std::function<void(Level level, std::string_view json_line)>;
+using ForwarderId = std::uint64_t;
+ForwarderId add_forwarder(Forwarder forwarder);
+void remove_forwarder(ForwarderId id);
 
 template <class... Args>
 void debug(std::string_view component, fmt::format_string<Args...> f, Args&&... args) {
