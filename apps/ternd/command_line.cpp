@@ -20,6 +20,8 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
   std::string config_file;
   std::string data_dir;
   std::string log_level;
+  std::string admin;
+  std::string durability;
   auto* config_opt = app.add_option("-c,--config", config_file, "TOML configuration file (docs/configuration.md)")
                          ->type_name("FILE");
   app.add_option("-l,--listen", cl.overrides.listen,
@@ -33,6 +35,11 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
           ->type_name("DIR");
   auto* log_level_opt =
       app.add_option("--log-level", log_level, "debug, info, warning or error")->type_name("LEVEL");
+  auto* durability_opt =
+      app.add_option("--durability", durability, "fsync (default), batch or memory: when acknowledged means on disk")
+          ->type_name("MODE");
+  auto* admin_opt = app.add_option("--admin", admin, "Admin HTTP endpoint on HOST:PORT (\"\" disables it)")
+                        ->type_name("HOST:PORT");
   app.add_flag("--check-config", cl.check_config,
                "Parse the configuration, print the effective configuration and exit (0 valid, 1 invalid)");
 
@@ -45,6 +52,8 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
   if (*config_opt) cl.overrides.config_file = config_file;
   if (*data_dir_opt) cl.overrides.data_dir = data_dir;
   if (*log_level_opt) cl.overrides.log_level = log_level;
+  if (*admin_opt) cl.overrides.admin = admin;
+  if (*durability_opt) cl.overrides.durability = durability;
   return cl;
 }
 

@@ -253,6 +253,22 @@ Result read_streams(const Source& src, const toml::node& node, std::vector<broke
 
 }  // namespace
 
+std::optional<Durability> parse_durability_name(std::string_view text) {
+  if (text == "fsync") return Durability::fsync;
+  if (text == "batch") return Durability::batch;
+  if (text == "memory") return Durability::memory;
+  return std::nullopt;
+}
+
+std::string_view durability_name(Durability d) {
+  switch (d) {
+    case Durability::fsync: return "fsync";
+    case Durability::batch: return "batch";
+    case Durability::memory: return "memory";
+  }
+  return "fsync";
+}
+
 std::optional<log::Level> parse_log_level_name(std::string_view text) {
   if (text == "debug") return log::Level::debug;
   if (text == "info") return log::Level::info;
@@ -380,6 +396,41 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
   const std::vector<Field> sys{
       {"interval_s", integer_field(src, "sys.interval_s", 1, 86400, sys_interval_s)},
   };
+  AdminSettings& a = config.admin;
+  std::int64_t queue_depth = 0, store_latency_ms = 0, memory_mb = 0;
+  double drop_rate = 0;
+  bool has_queue_depth = false, has_drop_rate = false, has_store_latency = false, has_memory = false;
+  const std::vector<Field> admin{
+      {"listen", string_field(src, "admin.listen", [&a](const std::string& s) -> std::optional<std::string> {
+         a.listen = s;
+         return std::nullopt;
+       })},
+      {"token", string_field(src, "admin.token", [&a](const std::string& s) -> std::optional<std::string> {
+         a.token = s;
+         return std::nullopt;
+       })},
+      {"max_connections", integer_field(src, "admin.max_connections", 1, 1024, a.max_connections)},
+  };
+  const std::vector<Field> log_fields{
+      {"ring_lines", integer_field(src, "log.ring_lines", 0, 1'000'000, a.log_ring_lines)},
+      {"forward_level", string_field(src, "log.forward_level", [&a](const std::string& s) -> std::optional<std::string> {
+         const auto level = parse_log_level_name(s);
+         if (!level) return fmt::format("must be one of {} (got \"{}\")", kLogLevels, s);
+         a.log_forward_level = *level;
+         return std::nullopt;
+       })},
+  };
+  const std::vector<Field> alerts{
+      {"interval_ms", integer_field(src, "alerts.interval_ms", 10, 3'600'000, a.alert_interval_ms)},
+      {"queue_depth", [&](const toml::node& n) { has_queue_depth = true; return integer_field(src, "alerts.queue_depth", 0, kMaxBytes, queue_depth)(n); }},
+      {"store_latency_ms", [&](const toml::node& n) { has_store_latency = true; return integer_field(src, "alerts.store_latency_ms", 0, 3'600'000, store_latency_ms)(n); }},
+      {"memory_mb", [&](const toml::node& n) { has_memory = true; return integer_field(src, "alerts.memory_mb", 1, 1'000'000, memory_mb)(n); }},
+      {"drop_rate", [&](const toml::node& n) -> Result {
+         has_drop_rate = true;
+         if (auto v = n.value<double>()) { drop_rate = *v; return {}; }
+         return wrong_type(src, n, "alerts.drop_rate", "a number");
+       }},
+  };
   const std::vector<Field> top{
       {"node_name", string_field(src, "node_name", [&b](const std::string& s) -> std::optional<std::string> {
          if (auto problem = check_node_name(s)) return problem;
@@ -390,6 +441,12 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
          const auto level = parse_log_level_name(s);
          if (!level) return fmt::format("must be one of {} (got \"{}\")", kLogLevels, s);
          config.log_level = *level;
+         return std::nullopt;
+       })},
+      {"durability", string_field(src, "durability", [&config](const std::string& s) -> std::optional<std::string> {
+         const auto d = parse_durability_name(s);
+         if (!d) return fmt::format("must be one of fsync, batch, memory (got \"{}\")", s);
+         config.durability = *d;
          return std::nullopt;
        })},
       {"data_dir", string_field(src, "data_dir", [&config](const std::string& s) -> std::optional<std::string> {
@@ -403,10 +460,17 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
       {"features",
        table_field(src, "features", [&](const toml::table& t) { return read_fields(src, t, "features", features); })},
       {"sys", table_field(src, "sys", [&](const toml::table& t) { return read_fields(src, t, "sys", sys); })},
+      {"admin", table_field(src, "admin", [&](const toml::table& t) { return read_fields(src, t, "admin", admin); })},
+      {"log", table_field(src, "log", [&](const toml::table& t) { return read_fields(src, t, "log", log_fields); })},
+      {"alerts", table_field(src, "alerts", [&](const toml::table& t) { return read_fields(src, t, "alerts", alerts); })},
   };
   if (auto r = read_fields(src, root, "", top); !r) return make_unexpected(r.error());
   b.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
   b.sys_interval = std::chrono::seconds(sys_interval_s);
+  if (has_queue_depth) a.alert_queue_depth = static_cast<std::uint64_t>(queue_depth);
+  if (has_drop_rate) a.alert_drop_rate = drop_rate;
+  if (has_store_latency) a.alert_store_latency_ms = static_cast<std::uint64_t>(store_latency_ms);
+  if (has_memory) a.alert_memory_mb = static_cast<std::uint64_t>(memory_mb);
   return config;
 }
 
@@ -429,9 +493,18 @@ Expected<void, std::string> apply_overrides(Config& config, const Overrides& ove
     }
     config.listeners = std::move(listeners);
   }
+  if (overrides.admin) config.admin.listen = *overrides.admin;
   if (overrides.data_dir) {
     if (overrides.data_dir->empty()) return make_unexpected(std::string("--data-dir must not be empty"));
     config.data_dir = *overrides.data_dir;
+  }
+  if (overrides.durability) {
+    const auto d = parse_durability_name(*overrides.durability);
+    if (!d) {
+      return make_unexpected(
+          fmt::format("--durability must be one of fsync, batch, memory (got \"{}\")", *overrides.durability));
+    }
+    config.durability = *d;
   }
   if (overrides.log_level) {
     const auto level = parse_log_level_name(*overrides.log_level);
@@ -483,6 +556,7 @@ std::string to_toml(const Config& config) {
   out += fmt::format("node_name = {}\n", quoted(b.node_name));
   out += fmt::format("log_level = {}\n", quoted(log_level_name(config.log_level)));
   if (!config.data_dir.empty()) out += fmt::format("data_dir = {}\n", quoted(config.data_dir));
+  out += fmt::format("durability = {}\n", quoted(durability_name(config.durability)));
   for (const auto& listener : config.listeners) {
     out += fmt::format("\n[[listener]]\naddress = {}\n", quoted(format_listen_address(listener)));
   }

@@ -23,11 +23,29 @@
 
 namespace tern::ternd {
 
+struct AdminSettings {
+  std::string listen = "127.0.0.1:8080";  // empty: no admin endpoint
+  std::string token;                      // empty: no bearer token
+  std::size_t max_connections = 16;
+  std::size_t log_ring_lines = 1024;
+  std::optional<log::Level> log_forward_level;  // unset: no forwarding
+  std::int64_t alert_interval_ms = 10000;
+  std::optional<std::uint64_t> alert_queue_depth;
+  std::optional<double> alert_drop_rate;
+  std::optional<std::uint64_t> alert_store_latency_ms;
+  std::optional<std::uint64_t> alert_memory_mb;
+};
+
+// Where acknowledged state lives (docs/configuration.md, docs/storage.md).
+enum class Durability { fsync, batch, memory };
+
 struct Config {
   broker::BrokerConfig broker;
+  Durability durability = Durability::fsync;  // with a data_dir; without one, memory
   std::vector<net::ListenerConfig> listeners{net::ListenerConfig{}};  // 127.0.0.1:1883
   std::string data_dir;  // empty: nothing is written to disk
   log::Level log_level = log::Level::info;
+  AdminSettings admin;
 };
 
 // What the command line may override. Each set field replaces the file's value; `listen`,
@@ -37,7 +55,12 @@ struct Overrides {
   std::vector<std::string> listen;
   std::optional<std::string> data_dir;
   std::optional<std::string> log_level;
+  std::optional<std::string> admin;
+  std::optional<std::string> durability;
 };
+
+std::optional<Durability> parse_durability_name(std::string_view text);
+std::string_view durability_name(Durability d);
 
 // Parses TOML text on top of the embedded defaults. `source_name` is the file name used
 // in error messages.

@@ -5,10 +5,20 @@
 #include <system_error>
 #include <variant>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+
+#include "admin/admin_server.hpp"
+#include "admin/alerts.hpp"
+#include "admin/log_forwarder.hpp"
 #include "command_line.hpp"
 #include "config.hpp"
 #include "core/log.hpp"
 #include "net/server.hpp"
+#include "store/sqlite_store.hpp"
 
 namespace {
 
@@ -27,6 +37,7 @@ int run(const tern::ternd::CommandLine& cl) {
   }
 
   tern::log::set_level(config->log_level);
+  tern::log::set_ring_capacity(config->admin.log_ring_lines);
   if (!config->data_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(config->data_dir, ec);
@@ -37,12 +48,138 @@ int run(const tern::ternd::CommandLine& cl) {
   }
 
   tern::log::info(kComponent, "ternd {} starting (node {})", TERN_VERSION, config->broker.node_name);
-  tern::net::Server server(config->broker);
+  // The store: SQLite in the data directory, unless durability is "memory" or there is
+  // no data directory. A store that cannot be opened at all does not stop ternd: it runs
+  // in memory and says so loudly.
+  tern::store::SqliteStore* sqlite = nullptr;
+  tern::net::StoreFactory make_store;
+  if (config->durability == Durability::memory) {
+    tern::log::info(kComponent, "durability memory: nothing is written to disk");
+  } else if (config->data_dir.empty()) {
+    tern::log::warn(kComponent, "no data_dir: state is kept in memory and acknowledgements do not survive a restart");
+  } else {
+    make_store = [&](tern::net::PostFn post) -> std::unique_ptr<tern::broker::Store> {
+      tern::store::SqliteStore::Options options;
+      options.path = std::filesystem::path(config->data_dir) / "ternd.db";
+      options.durability = config->durability == Durability::fsync ? tern::store::Durability::fsync
+                                                                    : tern::store::Durability::batch;
+      options.post_to_owner = std::move(post);
+      auto opened = tern::store::SqliteStore::open(options);
+      if (!opened) {
+        tern::log::error(kComponent, "cannot open the store {}: {}; running with state in memory",
+                         options.path.string(), opened.error());
+        return nullptr;
+      }
+      sqlite = opened->get();
+      tern::log::info(kComponent, "store {} ({})", options.path.string(), durability_name(config->durability));
+      return std::move(*opened);
+    };
+  }
+  tern::net::Server server(config->broker, make_store);
   if (auto listening = server.listen(config->listeners); !listening) {
     tern::log::error(kComponent, "{}", listening.error());
     return kExitFailure;
   }
+  // Admin endpoint, log forwarding and alerts: all on the broker's loop. Declared after
+  // `server` so they are destroyed before it.
+  auto& io = server.io_context();
+  auto& broker = server.broker();
+  const auto& admin_settings = config->admin;
+  tern::admin::Sources sources;
+  sources.broker_stats = [&broker] { return broker.stats(); };
+  sources.clients = [&broker] { return broker.clients(); };
+  sources.subscriptions = [&broker] { return broker.subscriptions(); };
+  sources.queued_messages_total = [&broker] { return broker.queued_messages_total(); };
+  sources.inflight_messages_total = [&broker] { return broker.inflight_messages_total(); };
+  sources.store_metrics = [&sqlite]() -> std::optional<tern::admin::StoreMetrics> {
+    if (sqlite == nullptr) return std::nullopt;
+    const auto m = sqlite->metrics();
+    tern::admin::StoreMetrics out;
+    out.commits = m.commits;
+    out.fsyncs = m.fsyncs;
+    out.write_errors = m.write_errors;
+    out.ops_written = m.ops_written;
+    out.last_commit_us = m.last_commit_us;
+    out.avg_commit_us = m.avg_commit_us;
+    out.max_commit_us = m.max_commit_us;
+    out.max_batch_ops = m.max_batch_ops;
+    out.batch_size_histogram = m.batch_size_histogram;
+    return out;
+  };
+  // Expired messages leave the database on a slow timer: a real deadline, not polling.
+  boost::asio::steady_timer purge_timer(io);
+  std::function<void()> schedule_purge = [&] {
+    purge_timer.expires_after(std::chrono::minutes(5));
+    purge_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || sqlite == nullptr) return;
+      sqlite->purge_expired();
+      schedule_purge();
+    });
+  };
+  if (sqlite != nullptr) schedule_purge();
+  const tern::admin::Publish publish = [&broker](std::string_view topic, std::string_view payload, int qos,
+                                                 bool retain) {
+    broker.publish_internal(topic, payload, qos, retain);
+  };
+
+  tern::admin::AlertThresholds thresholds;
+  thresholds.interval = std::chrono::milliseconds(admin_settings.alert_interval_ms);
+  thresholds.queue_depth = admin_settings.alert_queue_depth;
+  thresholds.drop_rate = admin_settings.alert_drop_rate;
+  if (admin_settings.alert_store_latency_ms) thresholds.store_latency_us = *admin_settings.alert_store_latency_ms * 1000;
+  if (admin_settings.alert_memory_mb) thresholds.resident_memory_bytes = *admin_settings.alert_memory_mb << 20;
+  tern::admin::AlertMonitor alerts(io, config->broker.node_name, thresholds, sources, publish);
+  alerts.start();
+
+  std::optional<tern::admin::LogForwarder> log_forwarder;
+  if (admin_settings.log_forward_level) {
+    log_forwarder.emplace(io, config->broker.node_name, *admin_settings.log_forward_level, publish);
+  }
+
+  std::optional<tern::admin::AdminServer> admin;
+  if (!admin_settings.listen.empty()) {
+    sources.readiness.push_back({"listeners", [&server]() -> std::optional<std::string> {
+                                   if (server.bound_endpoints().empty()) return "no MQTT listener is bound";
+                                   return std::nullopt;
+                                 }});
+    sources.readiness.push_back({"store", [&sqlite, &config]() -> std::optional<std::string> {
+                                   if (config->durability != Durability::memory && !config->data_dir.empty() &&
+                                       sqlite == nullptr) {
+                                     return "the store could not be opened: state is in memory";
+                                   }
+                                   return std::nullopt;
+                                 }});
+    sources.readiness.push_back({"overload", [&alerts, &broker, max = config->broker.max_connections]()
+                                                 -> std::optional<std::string> {
+                                   if (broker.stats().connections_current >= max) return "connection limit reached";
+                                   const auto firing = alerts.firing();
+                                   if (firing.empty()) return std::nullopt;
+                                   std::string names;
+                                   for (const auto& name : firing) names += (names.empty() ? "" : ", ") + name;
+                                   return "alerts firing: " + names;
+                                 }});
+    tern::admin::AdminConfig admin_config;
+    admin_config.listen = admin_settings.listen;
+    admin_config.bearer_token = admin_settings.token;
+    admin_config.max_connections = admin_settings.max_connections;
+    admin_config.node_name = config->broker.node_name;
+    admin_config.version = TERN_VERSION;
+    admin.emplace(io, admin_config, sources);
+    admin->set_alert_provider([&alerts] { return alerts.status(); });
+    // The broker is the device's critical function: an admin endpoint that cannot bind
+    // is an error for the operator to see, not a reason to stop serving MQTT.
+    if (auto started = admin->start(); !started) {
+      tern::log::error(kComponent, "admin endpoint not started: {}", started.error());
+      admin.reset();
+    } else {
+      tern::log::info(kComponent, "admin endpoint at http://{}", admin->bound_endpoint());
+    }
+  }
+
   server.run();
+  if (admin) admin->stop();
+  alerts.stop();
+  purge_timer.cancel();
   tern::log::info(kComponent, "stopped");
   return kExitOk;
 }

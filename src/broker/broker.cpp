@@ -420,6 +420,12 @@ struct Broker::Impl {
 
   // Hands `msg` to every matching subscription. `origin` is the publishing session (for no-local).
   void route(const MessagePtr& msg, const Session* origin) {
+    route_to_subscribers(msg, origin);
+    shared_encoding = SharedEncoding{};  // valid within one route only: addresses get reused
+  }
+
+  void route_to_subscribers(const MessagePtr& msg, const Session* origin) {
+    shared_encoding = SharedEncoding{};
     targets_used = 0;
     ++route_generation;
     const SessionKey origin_key = origin ? origin->key : 0;
@@ -633,8 +639,33 @@ struct Broker::Impl {
   }
 
   // Encodes and sends one PUBLISH. Returns false when it was dropped as too large for the client.
+  // One encoding of a QoS 0 PUBLISH serves every subscriber that needs no per-subscriber
+  // variant (no topic alias, no subscription identifier), per protocol version and retain flag.
+  struct SharedEncoding {
+    const Message* message = nullptr;
+    SharedBytes bytes[2][2];  // [v5][retain]
+  };
+  SharedEncoding shared_encoding;
+
   bool send_publish(Connection& conn, const Delivery& d, std::uint16_t packet_id, bool dup) {
     const Message& msg = *d.message;
+    const bool shareable = packet_id == 0 && d.subscription_ids.empty() &&
+                           !(conn.version == Version::v5 && conn.client_topic_alias_maximum > 0);
+    SharedBytes* cached = nullptr;
+    if (shareable) {
+      if (shared_encoding.message != &msg) shared_encoding = SharedEncoding{&msg, {}};
+      cached = &shared_encoding.bytes[conn.version == Version::v5 ? 1 : 0][d.retain ? 1 : 0];
+      if (*cached) {
+        if ((*cached)->size() > conn.client_maximum_packet_size) {
+          ++stats.dropped_too_large;
+          return false;
+        }
+        ++stats.messages_sent;
+        stats.bytes_sent += (*cached)->size();
+        transport.send(conn.id, *cached);
+        return true;
+      }
+    }
     mqtt::Publish p;
     p.topic = msg.topic;
     p.payload = msg.payload;
@@ -679,6 +710,7 @@ struct Broker::Impl {
     mqtt::encode(p, conn.version, *bytes);
     ++stats.messages_sent;
     stats.bytes_sent += bytes->size();
+    if (cached != nullptr) *cached = bytes;
     transport.send(conn.id, std::move(bytes));
     return true;
   }
@@ -1492,6 +1524,16 @@ void Broker::shutdown() {
 }
 
 const BrokerStats& Broker::stats() const noexcept { return impl_->stats; }
+
+void Broker::publish_internal(std::string_view topic, std::string_view payload, int qos, bool retain) {
+  auto m = std::make_shared<Message>();
+  m->topic = topic;
+  m->payload = payload;
+  m->qos = static_cast<mqtt::QoS>(qos);
+  m->retain = retain;
+  if (retain) impl_->set_retained(m);
+  impl_->route(m, nullptr);
+}
 
 std::vector<ClientInfo> Broker::clients() const {
   std::vector<ClientInfo> out;

@@ -69,6 +69,11 @@ class Broker {
 
   const BrokerStats& stats() const noexcept;
 
+  // Publishes a message from the broker itself ($tern/logs/..., $tern/alerts): routed to
+  // the matching subscriptions like a client's PUBLISH, without ACL checks. Must not be
+  // called from inside another Broker call (post it to the loop instead).
+  void publish_internal(std::string_view topic, std::string_view payload, int qos, bool retain);
+
   // Introspection for the admin API (same thread as everything else).
   std::vector<ClientInfo> clients() const;
   std::vector<SubscriptionInfo> subscriptions() const;

@@ -93,7 +93,7 @@ struct Session {
 
   std::deque<Delivery> queue;  // not yet sent
   std::size_t queued_bytes = 0;
-  std::vector<InflightMessage> inflight;  // in send order
+  std::deque<InflightMessage> inflight;  // in send order; acknowledged mostly from the front
   std::uint16_t last_packet_id = 0;
   std::uint64_t last_seq = 0;
 

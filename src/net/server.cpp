@@ -107,7 +107,7 @@ struct Connection {
   std::size_t pending_bytes = 0;
   std::vector<SharedBytes> writing;    // the write in progress
   std::size_t writing_bytes = 0;
-  std::optional<asio::steady_timer> close_deadline;  // only once closing
+  std::unique_ptr<asio::steady_timer> close_deadline;  // only once closing: idle connections stay small
   State state = State::open;
   bool reading_enabled = true;
   bool read_waiting = false;
@@ -128,9 +128,14 @@ struct Listener {
 }  // namespace
 
 struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
-  explicit Impl(broker::BrokerConfig config)
-      : io(1), scratch(kScratchBytes),
-        broker(std::make_unique<broker::Broker>(std::move(config), *this, *this, *this, store, policy)) {}
+  Impl(broker::BrokerConfig config, const StoreFactory& make_store)
+      : io(1), scratch(kScratchBytes) {
+    if (make_store) {
+      store = make_store([this](std::function<void()> fn) { asio::post(io, std::move(fn)); });
+    }
+    if (!store) store = std::make_unique<broker::MemoryStore>();
+    broker = std::make_unique<broker::Broker>(std::move(config), *this, *this, *this, *store, policy);
+  }
 
   ~Impl() override {
     // The broker may still call back (cancel timers) while it is destroyed.
@@ -370,7 +375,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     if (conn->state != Connection::State::open) return;
     conn->state = Connection::State::flushing;
     conn->reading_enabled = false;
-    conn->close_deadline.emplace(io, kCloseTimeout);
+    conn->close_deadline = std::make_unique<asio::steady_timer>(io, kCloseTimeout);
     conn->close_deadline->async_wait([this, conn](error_code ec) {
       if (ec || conn->state == Connection::State::closed) return;
       log::debug(kLog, "connection {} did not close in time", conn->id);
@@ -529,7 +534,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
 
   asio::io_context io;
   std::vector<char> scratch;
-  broker::MemoryStore store;
+  std::unique_ptr<broker::Store> store;  // after io: it may post to io until destroyed
   broker::AllowAllPolicy policy;
   std::vector<std::unique_ptr<Listener>> listeners;
   std::unordered_map<ConnectionId, ConnectionPtr> connections;
@@ -546,7 +551,12 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   std::unique_ptr<broker::Broker> broker;
 };
 
-Server::Server(broker::BrokerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Server::Server(broker::BrokerConfig config, const StoreFactory& make_store)
+    : impl_(std::make_unique<Impl>(std::move(config), make_store)) {}
+
+boost::asio::io_context& Server::io_context() { return impl_->io; }
+broker::Broker& Server::broker() { return *impl_->broker; }
+broker::Store& Server::store() { return *impl_->store; }
 
 Server::~Server() = default;
 

@@ -15,7 +15,12 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <functional>
+
+#include "broker/broker.hpp"
 #include "broker/config.hpp"
+#include "broker/store.hpp"
 #include "core/expected.hpp"
 
 namespace tern::net {
@@ -25,9 +30,15 @@ struct ListenerConfig {
   std::uint16_t port = 1883;  // 0: any free port (see bound_endpoints)
 };
 
+// Runs `fn` on the server's thread; callable from any thread.
+using PostFn = std::function<void(std::function<void()>)>;
+// Makes the broker's store; it may complete work on the server's thread through `post`.
+// Without one the server keeps its state in memory.
+using StoreFactory = std::function<std::unique_ptr<broker::Store>(PostFn post)>;
+
 class Server {
  public:
-  explicit Server(broker::BrokerConfig config);
+  explicit Server(broker::BrokerConfig config, const StoreFactory& make_store = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -39,6 +50,11 @@ class Server {
   // Runs until stop() or SIGINT/SIGTERM; then shuts the broker down cleanly.
   void run();
   void stop();
+
+  // For modules that share the server's thread (admin endpoint, timers of the app).
+  boost::asio::io_context& io_context();
+  broker::Broker& broker();
+  broker::Store& store();
 
  private:
   struct Impl;

@@ -173,8 +173,8 @@ TEST(ConfigErrors, BadStrings) {
 
 TEST(ConfigErrors, UnknownKeysNameTheKeyLineAndAllowedKeys) {
   EXPECT_EQ(parse_error("node_name = \"a\"\nnodename = \"b\""),
-            "t.toml:2: unknown key 'nodename' (allowed keys: node_name, log_level, data_dir, listener, stream, "
-            "limits, features, sys)");
+            "t.toml:2: unknown key 'nodename' (allowed keys: node_name, log_level, durability, data_dir, listener, "
+            "stream, limits, features, sys, admin, log, alerts)");
   EXPECT_EQ(parse_error("[limits]\nmax_connections = 5\nmax_conections = 6"),
             "t.toml:3: unknown key 'limits.max_conections' (allowed keys: max_connections, max_packet_size, "
             "receive_maximum, max_inflight_out, max_queued_messages, max_queued_bytes, queue_full_policy, "
