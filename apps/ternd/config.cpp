@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -402,6 +403,9 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
   bool has_queue_depth = false, has_drop_rate = false, has_store_latency = false, has_memory = false;
   const std::vector<Field> admin{
       {"listen", string_field(src, "admin.listen", [&a](const std::string& s) -> std::optional<std::string> {
+         if (!s.empty()) {
+           if (auto parsed = parse_listen_address(s); !parsed) return parsed.error();
+         }
          a.listen = s;
          return std::nullopt;
        })},
@@ -427,8 +431,14 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
       {"memory_mb", [&](const toml::node& n) { has_memory = true; return integer_field(src, "alerts.memory_mb", 1, 1'000'000, memory_mb)(n); }},
       {"drop_rate", [&](const toml::node& n) -> Result {
          has_drop_rate = true;
-         if (auto v = n.value<double>()) { drop_rate = *v; return {}; }
-         return wrong_type(src, n, "alerts.drop_rate", "a number");
+         const auto v = n.value<double>();
+         if (!v || !(n.is_integer() || n.is_floating_point())) return wrong_type(src, n, "alerts.drop_rate", "a number");
+         if (!std::isfinite(*v) || *v < 0) {
+           return make_unexpected(
+               fmt::format("{}: alerts.drop_rate must be a number of at least 0 (got {})", src.at(n), *v));
+         }
+         drop_rate = *v;
+         return {};
        }},
   };
   const std::vector<Field> top{
@@ -493,7 +503,12 @@ Expected<void, std::string> apply_overrides(Config& config, const Overrides& ove
     }
     config.listeners = std::move(listeners);
   }
-  if (overrides.admin) config.admin.listen = *overrides.admin;
+  if (overrides.admin) {
+    if (!overrides.admin->empty()) {
+      if (auto parsed = parse_listen_address(*overrides.admin); !parsed) return make_unexpected("--admin: " + parsed.error());
+    }
+    config.admin.listen = *overrides.admin;
+  }
   if (overrides.data_dir) {
     if (overrides.data_dir->empty()) return make_unexpected(std::string("--data-dir must not be empty"));
     config.data_dir = *overrides.data_dir;
@@ -585,6 +600,24 @@ std::string to_toml(const Config& config) {
   out += fmt::format("subscription_identifiers = {}\n", b.subscription_identifiers);
   out += "\n[sys]\n";
   out += fmt::format("interval_s = {}\n", b.sys_interval.count());
+  const AdminSettings& a = config.admin;
+  out += "\n[admin]\n";
+  out += fmt::format("listen = {}\n", quoted(a.listen));
+  if (!a.token.empty()) out += fmt::format("token = {}\n", quoted(a.token));
+  out += fmt::format("max_connections = {}\n", a.max_connections);
+  out += "\n[log]\n";
+  out += fmt::format("ring_lines = {}\n", a.log_ring_lines);
+  if (a.log_forward_level) out += fmt::format("forward_level = {}\n", quoted(log_level_name(*a.log_forward_level)));
+  out += "\n[alerts]\n";
+  out += fmt::format("interval_ms = {}\n", a.alert_interval_ms);
+  if (a.alert_queue_depth) out += fmt::format("queue_depth = {}\n", *a.alert_queue_depth);
+  if (a.alert_drop_rate) {
+    std::string rate = fmt::format("{}", *a.alert_drop_rate);
+    if (rate.find_first_of(".e") == std::string::npos) rate += ".0";  // a TOML float, not an integer
+    out += fmt::format("drop_rate = {}\n", rate);
+  }
+  if (a.alert_store_latency_ms) out += fmt::format("store_latency_ms = {}\n", *a.alert_store_latency_ms);
+  if (a.alert_memory_mb) out += fmt::format("memory_mb = {}\n", *a.alert_memory_mb);
   return out;
 }
 

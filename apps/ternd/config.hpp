@@ -19,7 +19,7 @@
 #include "broker/config.hpp"
 #include "core/expected.hpp"
 #include "core/log.hpp"
-#include "net/server.hpp"
+#include "net/listener_config.hpp"
 
 namespace tern::ternd {
 

@@ -22,13 +22,9 @@
 #include "broker/config.hpp"
 #include "broker/store.hpp"
 #include "core/expected.hpp"
+#include "net/listener_config.hpp"
 
 namespace tern::net {
-
-struct ListenerConfig {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 1883;  // 0: any free port (see bound_endpoints)
-};
 
 // Runs `fn` on the server's thread; callable from any thread.
 using PostFn = std::function<void(std::function<void()>)>;

@@ -45,6 +45,18 @@ TEST(CommandLine, EveryFlagIsRecorded) {
   EXPECT_TRUE(cl.check_config);
 }
 
+TEST(CommandLine, DurabilityAndAdminFlags) {
+  auto r = parse({"--durability", "batch", "--admin", ""});
+  ASSERT_TRUE(std::holds_alternative<CommandLine>(r.result)) << r.err;
+  const auto& o = std::get<CommandLine>(r.result).overrides;
+  EXPECT_EQ(o.durability, "batch");
+  EXPECT_EQ(o.admin, "");
+  auto c = resolve_config(o);
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->durability, Durability::batch);
+  EXPECT_EQ(c->admin.listen, "");
+}
+
 TEST(CommandLine, FlagsOverrideTheEmbeddedDefaults) {
   auto r = parse({"--listen=127.0.0.1:1884", "--log-level=warning"});
   ASSERT_TRUE(std::holds_alternative<CommandLine>(r.result)) << r.err;

@@ -257,6 +257,80 @@ TEST(ConfigStreams, BadStreams) {
             "t.toml:4: unknown key 'stream[0].retention' (allowed keys: name, filter, max_age_s, max_bytes)");
 }
 
+TEST(ConfigOperations, DurabilityAdminLogAndAlertsAreRead) {
+  const Config c = parse_ok(R"(
+durability = "batch"
+[admin]
+listen = "[::1]:9090"
+token = "secret"
+max_connections = 4
+[log]
+ring_lines = 0
+forward_level = "warning"
+[alerts]
+interval_ms = 500
+queue_depth = 100
+drop_rate = 2.5
+store_latency_ms = 200
+memory_mb = 64
+)");
+  EXPECT_EQ(c.durability, Durability::batch);
+  EXPECT_EQ(c.admin.listen, "[::1]:9090");
+  EXPECT_EQ(c.admin.token, "secret");
+  EXPECT_EQ(c.admin.max_connections, 4u);
+  EXPECT_EQ(c.admin.log_ring_lines, 0u);
+  EXPECT_EQ(c.admin.log_forward_level, log::Level::warning);
+  EXPECT_EQ(c.admin.alert_interval_ms, 500);
+  EXPECT_EQ(c.admin.alert_queue_depth, 100u);
+  EXPECT_EQ(c.admin.alert_drop_rate, 2.5);
+  EXPECT_EQ(c.admin.alert_store_latency_ms, 200u);
+  EXPECT_EQ(c.admin.alert_memory_mb, 64u);
+}
+
+TEST(ConfigOperations, DefaultsLeaveAlertsOffAndAdminOnLoopback) {
+  const Config c = parse_ok("");
+  EXPECT_EQ(c.durability, Durability::fsync);
+  EXPECT_EQ(c.admin.listen, "127.0.0.1:8080");
+  EXPECT_FALSE(c.admin.log_forward_level);
+  EXPECT_FALSE(c.admin.alert_queue_depth);
+  EXPECT_FALSE(c.admin.alert_drop_rate);
+  EXPECT_EQ(parse_ok("[admin]\nlisten = \"\"").admin.listen, "");
+  EXPECT_EQ(parse_ok("[alerts]\ndrop_rate = 3").admin.alert_drop_rate, 3.0);
+}
+
+TEST(ConfigOperations, BadValues) {
+  EXPECT_EQ(parse_error("durability = \"sometimes\""),
+            "t.toml:1: durability must be one of fsync, batch, memory (got \"sometimes\")");
+  EXPECT_NE(parse_error("[admin]\nlisten = \"8080\"").find("t.toml:2: admin.listen '8080' is not HOST:PORT"),
+            std::string::npos);
+  EXPECT_EQ(parse_error("[admin]\nmax_connections = 0"),
+            "t.toml:2: admin.max_connections must be between 1 and 1024 (got 0)");
+  EXPECT_EQ(parse_error("[alerts]\ndrop_rate = -1.0"), "t.toml:2: alerts.drop_rate must be a number of at least 0 (got -1)");
+  EXPECT_EQ(parse_error("[alerts]\ndrop_rate = nan"), "t.toml:2: alerts.drop_rate must be a number of at least 0 (got nan)");
+  EXPECT_EQ(parse_error("[alerts]\ndrop_rate = \"1\""), "t.toml:2: alerts.drop_rate must be a number (got string)");
+  EXPECT_EQ(parse_error("[log]\nforward_level = \"all\""),
+            "t.toml:2: log.forward_level must be one of debug, info, warning, error (got \"all\")");
+  EXPECT_EQ(parse_error("[admin]\nport = 1"), "t.toml:2: unknown key 'admin.port' (allowed keys: listen, token, max_connections)");
+}
+
+TEST(Overrides, DurabilityAndAdminFlags) {
+  Config c = parse_ok("durability = \"fsync\"\n[admin]\nlisten = \"127.0.0.1:8080\"");
+  Overrides o;
+  o.durability = "memory";
+  o.admin = "";
+  ASSERT_TRUE(apply_overrides(c, o).has_value());
+  EXPECT_EQ(c.durability, Durability::memory);
+  EXPECT_EQ(c.admin.listen, "");
+  Overrides bad;
+  bad.admin = "nonsense";
+  auto r = apply_overrides(c, bad);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().rfind("--admin: ", 0), 0u) << r.error();
+  Overrides bad_durability;
+  bad_durability.durability = "disk";
+  EXPECT_FALSE(apply_overrides(c, bad_durability).has_value());
+}
+
 TEST(ListenAddress, ParsesIPv4IPv6AndNames) {
   auto v4 = parse_listen_address("127.0.0.1:1883");
   ASSERT_TRUE(v4.has_value());
@@ -396,6 +470,12 @@ TEST(ToToml, RoundTripsTheEffectiveConfiguration) {
   c.broker.shared_subscriptions = false;
   c.broker.sys_interval = std::chrono::seconds(77);
   c.broker.streams = {{"s1", "a/+", std::chrono::seconds(60), 123}, {"s2", "#", std::chrono::seconds(0), 0}};
+  c.durability = Durability::batch;
+  c.admin.listen = "";
+  c.admin.token = "t\"k";
+  c.admin.log_forward_level = log::Level::error;
+  c.admin.alert_drop_rate = 2.0;
+  c.admin.alert_memory_mb = 12;
   const std::string text = to_toml(c);
   const Config back = parse_ok(text);
   EXPECT_EQ(to_toml(back), text);
@@ -413,6 +493,13 @@ TEST(ToToml, RoundTripsTheEffectiveConfiguration) {
   EXPECT_EQ(back.broker.streams[0].filter, "a/+");
   EXPECT_EQ(back.broker.streams[0].max_age, std::chrono::seconds(60));
   EXPECT_EQ(back.broker.streams[0].max_bytes, 123u);
+  EXPECT_EQ(back.durability, Durability::batch);
+  EXPECT_EQ(back.admin.listen, "");
+  EXPECT_EQ(back.admin.token, "t\"k");
+  EXPECT_EQ(back.admin.log_forward_level, log::Level::error);
+  EXPECT_EQ(back.admin.alert_drop_rate, 2.0);
+  EXPECT_EQ(back.admin.alert_memory_mb, 12u);
+  EXPECT_FALSE(back.admin.alert_queue_depth);
 }
 
 TEST(ToToml, DefaultsPrintEverySection) {
