@@ -1,5 +1,5 @@
 # The README's commands. Every target installs missing Debian packages first.
-.PHONY: deps build run test test-release test-asan test-fuzz fuzz-long bench clean
+.PHONY: deps build run run-broker test test-release test-asan test-fuzz fuzz-long bench clean
 
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
@@ -11,7 +11,12 @@ build: deps
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
 
+# ternd on 127.0.0.1:1883 with the vibration-monitoring services (examples/vibration).
 run: build
+	examples/vibration/run-demo build/release/apps/ternd build/release/examples/vibration
+
+# ternd alone, with embedded defaults.
+run-broker: build
 	scripts/run-local
 
 test: deps test-release test-asan test-fuzz
