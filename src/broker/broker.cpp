@@ -142,6 +142,7 @@ struct Broker::Impl {
     if (conn.keep_alive_timer) timers.cancel(conn.keep_alive_timer);
     Session* session = conn.session;
     const bool send_will = !graceful && !conn.will_cleared;
+    if (conn.state == Connection::State::connected) policy.client_disconnected(conn.identity);
     auto owned = std::move(connections[id]);
     connections.erase(id);
     --stats.connections_current;
@@ -159,6 +160,7 @@ struct Broker::Impl {
     auto s = std::make_unique<Session>();
     s->key = next_session_key++;
     s->client_id = client_id;
+    s->identity.client_id = client_id;
     s->version = version;
     Session& ref = *s;
     sessions_by_key[ref.key] = &ref;
@@ -276,7 +278,7 @@ struct Broker::Impl {
       msg = std::move(copy);
     }
     session.will.reset();
-    if (!policy.may_publish(ClientIdentity{session.client_id, std::nullopt, {}}, msg->topic)) {
+    if (!policy.may_publish(session.identity, msg->topic)) {
       ++stats.dropped_not_authorized;
       return;
     }
@@ -388,7 +390,7 @@ struct Broker::Impl {
         continue;
       }
       if (topic_matches(filter, msg->topic) &&
-          policy.may_receive(ClientIdentity{session.client_id, std::nullopt, {}}, msg->topic)) {
+          policy.may_receive(session.identity, msg->topic)) {
         Delivery d;
         d.message = msg;
         d.qos = min_qos(msg->qos, sub.options.qos);
@@ -445,7 +447,7 @@ struct Broker::Impl {
 
     for (std::size_t i = 0; i < targets_used; ++i) {
       Target& t = targets[i];
-      if (!policy.may_receive(ClientIdentity{t.session->client_id, std::nullopt, {}}, msg->topic)) {
+      if (!policy.may_receive(t.session->identity, msg->topic)) {
         ++stats.dropped_not_authorized;
         continue;
       }
@@ -661,6 +663,7 @@ struct Broker::Impl {
           return false;
         }
         ++stats.messages_sent;
+        ++stats.messages_sent_qos[0];
         stats.bytes_sent += (*cached)->size();
         transport.send(conn.id, *cached);
         return true;
@@ -709,6 +712,7 @@ struct Broker::Impl {
     bytes->reserve(size);
     mqtt::encode(p, conn.version, *bytes);
     ++stats.messages_sent;
+    ++stats.messages_sent_qos[static_cast<std::size_t>(d.qos)];
     stats.bytes_sent += bytes->size();
     if (cached != nullptr) *cached = bytes;
     transport.send(conn.id, std::move(bytes));
@@ -1074,8 +1078,10 @@ struct Broker::Impl {
     session->version = c.version;
     session->expiry_interval = expiry;
     session->connection = &conn;
+    session->identity = conn.identity;
     conn.session = session;
     conn.state = Connection::State::connected;
+    policy.client_connected(conn.identity);
     ++stats.clients_connected;
 
     if (c.will) {
@@ -1204,11 +1210,32 @@ struct Broker::Impl {
     const bool allowed =
         (!topic.starts_with('$') || topic.starts_with("$dlq/")) && policy.may_publish(conn.identity, topic);
     ReasonCode result = ReasonCode::success;
+    PublishVerdict verdict;
+    if (allowed) verdict = policy.check_publish(conn.identity, topic, p.payload, p.properties.user_properties);
+    if (verdict.pause_reading.count() > 0) pause_reading(conn, verdict.pause_reading);
     if (!allowed) {
       ++stats.dropped_not_authorized;
+      ++stats.publishes_refused_not_authorized;
       result = ReasonCode::not_authorized;
       log::debug(kLog, "{} may not publish to {}", describe(conn), topic);
+    } else if (verdict.reason != 0) {
+      result = static_cast<ReasonCode>(verdict.reason);
+      count_refusal(result);
+      log::debug(kLog, "{}: PUBLISH to {} refused: {} ({})", describe(conn), topic, mqtt::to_string(result), verdict.why);
+      if (!verdict.dead_letter_topic.empty()) {
+        auto dead = std::make_shared<Message>();
+        dead->topic = verdict.dead_letter_topic;
+        dead->payload = p.payload;
+        dead->qos = p.qos;
+        copy_properties(*dead, p.properties);
+        mqtt::append_user_property(dead->user_properties, "tern-error", verdict.why);
+        mqtt::append_user_property(dead->user_properties, "tern-topic", topic);
+        append_to_streams(dead);
+        route(dead, nullptr);
+        if (find_connection(conn.id) == nullptr) return;
+      }
     } else {
+      ++stats.messages_received_qos[static_cast<std::size_t>(p.qos)];
       auto m = std::make_shared<Message>();
       m->topic = topic;
       m->payload = p.payload;
@@ -1219,6 +1246,7 @@ struct Broker::Impl {
         m->expires_at = clock.now() + std::chrono::seconds(*p.properties.message_expiry_interval);
       }
       m->origin_client_id = conn.identity.client_id;
+      for (const auto& [key, value] : verdict.add_user_properties) mqtt::append_user_property(m->user_properties, key, value);
       if (p.retain) set_retained(m);
       const ConnectionId id = conn.id;
       append_to_streams(m);
@@ -1234,6 +1262,31 @@ struct Broker::Impl {
       }
       acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, result);
     }
+  }
+
+  void count_refusal(ReasonCode rc) {
+    switch (rc) {
+      case ReasonCode::not_authorized: ++stats.publishes_refused_not_authorized; break;
+      case ReasonCode::packet_too_large: ++stats.publishes_refused_too_large; break;
+      case ReasonCode::message_rate_too_high: ++stats.publishes_refused_rate; break;
+      case ReasonCode::quota_exceeded: ++stats.publishes_refused_quota; break;
+      case ReasonCode::payload_format_invalid: ++stats.publishes_refused_payload; break;
+      default: ++stats.publishes_refused_other; break;
+    }
+  }
+
+  // Backpressure on a fast publisher: its socket is not read for a while, so TCP slows it.
+  void pause_reading(Connection& conn, std::chrono::milliseconds how_long) {
+    if (conn.reading_paused) return;
+    conn.reading_paused = true;
+    transport.set_reading(conn.id, false);
+    const ConnectionId id = conn.id;
+    timers.schedule(how_long, [this, id] {
+      Connection* c = find_connection(id);
+      if (c == nullptr) return;
+      c->reading_paused = false;
+      transport.set_reading(id, true);
+    });
   }
 
   // PUBACK / PUBREC for a received message: with a durable store, only once everything
@@ -1365,7 +1418,11 @@ struct Broker::Impl {
         rc = ReasonCode::subscription_identifiers_not_supported;
       } else if (!policy.may_subscribe(conn.identity, t.filter)) {
         rc = ReasonCode::not_authorized;
+      } else if (const std::size_t limit = policy.max_subscriptions(conn.identity);
+                 limit > 0 && session.subscriptions.size() >= limit && !session.subscriptions.contains(t.filter)) {
+        rc = ReasonCode::quota_exceeded;
       }
+      if (mqtt::is_error(rc)) ++stats.subscriptions_refused;
       if (!v5 && mqtt::is_error(rc)) rc = ReasonCode::unspecified_error;  // 3.1.1: 0x80
       ack.reason_codes.push_back(rc);
       if (mqtt::is_error(rc)) continue;
@@ -1429,7 +1486,7 @@ Broker::Broker(BrokerConfig config, Transport& transport, Timers& timers, Clock&
 
 Broker::~Broker() = default;
 
-bool Broker::connection_opened(ConnectionId id, std::string peer) {
+bool Broker::connection_opened(ConnectionId id, std::string peer, std::optional<std::string> transport_identity) {
   Impl& b = *impl_;
   if (b.shutting_down || b.connections.size() >= b.config.max_connections) {
     ++b.stats.connections_refused;
@@ -1440,6 +1497,7 @@ bool Broker::connection_opened(ConnectionId id, std::string peer) {
   auto conn = std::make_unique<Connection>();
   conn->id = id;
   conn->identity.peer = std::move(peer);
+  conn->identity.transport_identity = std::move(transport_identity);
   conn->last_activity = b.clock.now();
   conn->connect_timer = b.timers.schedule(b.config.connect_timeout, [&b, id] {
     Connection* c = b.find_connection(id);

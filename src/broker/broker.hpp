@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,7 +50,8 @@ class Broker {
 
   // A transport accepted a connection. Returns false when the broker refuses it
   // (too many connections); the transport then closes it without further calls.
-  bool connection_opened(ConnectionId id, std::string peer);
+  // `transport_identity`: the client certificate's identity (mTLS) or TLS-PSK identity.
+  bool connection_opened(ConnectionId id, std::string peer, std::optional<std::string> transport_identity = {});
 
   // Bytes received on a connection. Returns how many were consumed (whole packets);
   // the transport keeps the rest and passes it again, extended, with the next read.

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace tern::broker {
 
@@ -58,6 +60,22 @@ struct ClientIdentity {
   std::string client_id;
   std::optional<std::string> username;
   std::string peer;  // "ip:port"
+  // The identity the transport established: a client certificate's CN or SAN (mTLS) or a
+  // TLS-PSK identity. Empty for plain TCP.
+  std::optional<std::string> transport_identity;
+};
+
+// What the policy says of one inbound PUBLISH that the ACL allowed.
+struct PublishVerdict {
+  std::uint8_t reason = 0;  // 0: accepted; else refused with this MQTT 5 reason code
+                            // (0x87 not authorized, 0x95 too large, 0x96 rate, 0x97 quota, 0x99 payload format)
+  std::string why;          // for the log line and the dead letter's tern-error
+  // Refused messages go here when set (e.g. "$dlq/schema/{topic}"), with a tern-error user property.
+  std::string dead_letter_topic;
+  // Accepted messages get these user properties added (e.g. tern-schema).
+  std::vector<std::pair<std::string, std::string>> add_user_properties;
+  // > 0: stop reading from the publisher this long (rate limit by backpressure instead of refusal).
+  std::chrono::milliseconds pause_reading{0};
 };
 
 // Authentication and authorization. The default allows everything.
@@ -69,6 +87,17 @@ class Policy {
   virtual bool may_publish(const ClientIdentity& who, std::string_view topic) = 0;
   virtual bool may_subscribe(const ClientIdentity& who, std::string_view filter) = 0;
   virtual bool may_receive(const ClientIdentity& who, std::string_view topic) = 0;
+
+  // Quotas, schemas and signatures: called for every PUBLISH the ACL allowed.
+  virtual PublishVerdict check_publish(const ClientIdentity& /*who*/, std::string_view /*topic*/,
+                                       std::string_view /*payload*/, std::string_view /*user_properties*/) {
+    return {};
+  }
+  // A client completed CONNECT / its connection ended (per-client state, connections per user).
+  virtual void client_connected(const ClientIdentity& /*who*/) {}
+  virtual void client_disconnected(const ClientIdentity& /*who*/) {}
+  // Subscriptions a client may hold (0: no limit); beyond it SUBACK says 0x97.
+  virtual std::size_t max_subscriptions(const ClientIdentity& /*who*/) { return 0; }
 };
 
 class AllowAllPolicy final : public Policy {

@@ -56,6 +56,7 @@ struct Connection {
   std::size_t acks_pending = 0;
 
   bool will_cleared = false;  // normal DISCONNECT: the will is not sent
+  bool reading_paused = false;  // throttled by the policy
 };
 
 // A message waiting for, or in, delivery to one session.
@@ -84,6 +85,7 @@ struct WillMessage {
 struct Session {
   SessionKey key = 0;
   std::string client_id;
+  ClientIdentity identity;  // of the last connection (for ACL checks while offline)
   mqtt::Version version = mqtt::Version::v5;
   Connection* connection = nullptr;
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF: never

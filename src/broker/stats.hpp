@@ -13,6 +13,8 @@ struct BrokerStats {
   std::uint64_t sessions = 0;               // connected and disconnected persistent sessions
   std::uint64_t messages_received = 0;      // PUBLISH in
   std::uint64_t messages_sent = 0;          // PUBLISH out
+  std::uint64_t messages_received_qos[3] = {0, 0, 0};  // accepted PUBLISH in, by QoS
+  std::uint64_t messages_sent_qos[3] = {0, 0, 0};      // PUBLISH out, by QoS
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t subscriptions = 0;
@@ -23,6 +25,14 @@ struct BrokerStats {
   std::uint64_t dropped_too_large = 0;      // larger than the receiver's maximum packet size
   std::uint64_t dropped_not_authorized = 0;
   std::uint64_t protocol_errors = 0;        // connections closed for bad input
+  // PUBLISH refused by the ACL or the policy (quotas, schemas, signatures), by reason.
+  std::uint64_t publishes_refused_not_authorized = 0;
+  std::uint64_t publishes_refused_too_large = 0;
+  std::uint64_t publishes_refused_rate = 0;
+  std::uint64_t publishes_refused_quota = 0;
+  std::uint64_t publishes_refused_payload = 0;
+  std::uint64_t publishes_refused_other = 0;
+  std::uint64_t subscriptions_refused = 0;
 };
 
 }  // namespace tern::broker
