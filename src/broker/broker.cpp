@@ -1296,7 +1296,9 @@ struct Broker::Impl {
       send_pub_ack(conn, type, packet_id, rc);
       return;
     }
-    const bool inbound = type != mqtt::PacketType::pubrel;  // counts against our receive maximum
+    // A QoS 1 message counts against our receive maximum until its PUBACK; a QoS 2 one is
+    // already counted in the session's inbound QoS 2 state.
+    const bool inbound = type == mqtt::PacketType::puback;
     if (inbound) ++conn.acks_pending;
     store.when_durable([this, id = conn.id, type, packet_id, rc, inbound] {
       Connection* c = find_connection(id);

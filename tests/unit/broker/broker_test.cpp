@@ -609,3 +609,38 @@ TEST(StreamRequest, ParsesMembersAndNamesErrors) {
 
 }  // namespace
 }  // namespace tern::broker
+
+namespace tern::broker {
+namespace {
+
+TEST(BrokerDurability, QoS2AwaitingItsDurablePubrecCountsOnceAgainstReceiveMaximum) {
+  FakeClock clock;
+  FakeTimers timers(clock);
+  FakeTransport transport;
+  DeferringStore store;
+  AllowAllPolicy policy;
+  BrokerConfig config;
+  config.receive_maximum = 4;
+  Broker broker(config, transport, timers, clock, store, policy);
+  broker.connection_opened(1, "peer");
+  mqtt::Connect c;
+  c.client_id = "pub";
+  std::string b = bytes_of(c, Version::v5);
+  broker.data_received(1, b);
+  for (std::uint16_t id = 1; id <= 4; ++id) {
+    mqtt::Publish p;
+    p.topic = "t";
+    p.qos = QoS::exactly_once;
+    p.packet_id = id;
+    b = bytes_of(p, Version::v5);
+    broker.data_received(1, b);
+  }
+  EXPECT_FALSE(transport.closed(1)) << "4 QoS 2 messages in flight are within a receive maximum of 4";
+  store.commit();
+  auto packets = transport.take(1, Version::v5);
+  ASSERT_EQ(packets.size(), 5u);  // CONNACK and four PUBREC
+  EXPECT_EQ(std::get<mqtt::PubAck>(packets[4]).type, mqtt::PacketType::pubrec);
+}
+
+}  // namespace
+}  // namespace tern::broker

@@ -1,0 +1,162 @@
+"""Harness for the crash tests: ternd with a durable store on a fixed port, killed with
+SIGKILL and started again on the same port and data directory.
+
+Reuses the integration harness (tests/integration): its Broker class, the raw MQTT client
+and the paho wrapper. TERND names the binary, as for the integration tests.
+
+Randomness comes from one seed, printed by every test: TERN_CRASH_SEED=N replays a run's
+choices (kill moments, protocol versions, payload sizes); TERN_CRASH_ITERATIONS=N
+overrides the number of iterations of each crash test; TERN_CRASH_ITERATION_SEED=N runs the
+one iteration whose seed a failure printed. TERN_CRASH_LOG_LEVEL sets ternd's log level
+(info by default: debug lines for every message would slow the broker down).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+INTEGRATION = (HERE / "../integration").resolve()
+if str(INTEGRATION) not in sys.path:
+    sys.path.insert(0, str(INTEGRATION))
+
+# The integration conftest is loaded under another name: importing it as "conftest" would
+# resolve to this module.
+_spec = importlib.util.spec_from_file_location("tern_integration_harness",
+                                               INTEGRATION / "conftest.py")
+harness = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = harness
+_spec.loader.exec_module(harness)
+
+from helpers import close_all_clients  # noqa: E402
+
+Broker = harness.Broker
+START_TIMEOUT_S = 10.0
+
+# Enough room that no acknowledged message is ever dropped for a full queue: the limits
+# are not what these tests are about.
+CONFIG = """\
+[limits]
+max_queued_messages = 1000000
+max_queued_bytes = 1073741824
+"""
+
+
+def free_port() -> int:
+    """A port that was free a moment ago; the broker binds it again after every restart."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Launcher:
+    """Starts ternd on one fixed port with one data directory, as often as a test needs."""
+
+    def __init__(self, workdir: Path, port: int, data_dir: Path,
+                 durability: str = "fsync"):
+        self.workdir = workdir
+        self.port = port
+        self.data_dir = data_dir
+        self.durability = durability
+        self.brokers: list[Broker] = []
+        self.config_path = workdir / "ternd.toml"
+        self.config_path.write_text(CONFIG)
+
+    def start(self) -> Broker:
+        index = len(self.brokers)
+        log_level = os.environ.get("TERN_CRASH_LOG_LEVEL", "info")
+        args = [harness.ternd_path(), "--config", str(self.config_path),
+                "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
+                "--durability", self.durability, "--log-level", log_level]
+        log_path = self.workdir / f"ternd-{index}.log"
+        log_file = open(log_path, "wb")
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=log_file, cwd=self.workdir)
+        broker = Broker(proc, log_path, log_file)
+        self.brokers.append(broker)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            match = harness.LISTENING.search(broker.log_text())
+            if match:
+                broker.host, broker.port = match.group(1), int(match.group(2))
+                assert broker.port == self.port, f"listening on {broker.port}, not {self.port}"
+                return broker
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"ternd exited with {proc.returncode} before listening: {args}\n"
+                    + broker.log_tail())
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"ternd did not log 'listening on' within {START_TIMEOUT_S} s\n"
+                    + broker.log_tail())
+            time.sleep(0.02)
+
+    def logs(self, lines: int = 40) -> str:
+        out = []
+        for index, broker in enumerate(self.brokers):
+            out.append(f"----- ternd[{index}] ({broker.log_path}) -----")
+            out.append(broker.log_tail(lines))
+        return "\n".join(out)
+
+    def shutdown(self) -> list[str]:
+        """Stops what still runs; returns problems (a broker that did not stop cleanly)."""
+        problems = []
+        for broker in self.brokers:
+            if broker.expected_exit_code is None:
+                continue
+            try:
+                broker.stop(broker.expected_exit_code)
+            except AssertionError as error:
+                problems.append(str(error))
+        return problems
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+@pytest.fixture
+def new_launcher(request, tmp_path):
+    """Factory: new_launcher(name) -> Launcher with its own port and data directory."""
+    launchers: list[Launcher] = []
+
+    def make(name: str, durability: str = "fsync") -> Launcher:
+        workdir = tmp_path / name
+        workdir.mkdir()
+        launcher = Launcher(workdir, free_port(), workdir / "data", durability)
+        launchers.append(launcher)
+        return launcher
+
+    yield make
+    close_all_clients()
+    failed = any(getattr(request.node, "rep_" + when, None) is not None
+                 and getattr(request.node, "rep_" + when).failed
+                 for when in ("setup", "call"))
+    problems = []
+    for launcher in launchers:
+        problems += launcher.shutdown()
+    if failed and launchers:
+        sys.stderr.write("\n" + launchers[-1].logs(80) + "\n")
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def seed(request) -> int:
+    """The test's random seed (TERN_CRASH_SEED replays one)."""
+    value = os.environ.get("TERN_CRASH_SEED")
+    chosen = int(value) if value else random.SystemRandom().randrange(1, 2**31)
+    print(f"{request.node.nodeid}: seed {chosen} (replay: TERN_CRASH_SEED={chosen})")
+    return chosen
