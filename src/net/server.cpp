@@ -128,13 +128,13 @@ struct Listener {
 }  // namespace
 
 struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
-  Impl(broker::BrokerConfig config, const StoreFactory& make_store)
-      : io(1), scratch(kScratchBytes) {
+  Impl(broker::BrokerConfig config, const StoreFactory& make_store, broker::Policy* custom_policy)
+      : io(1), scratch(kScratchBytes), policy(custom_policy != nullptr ? custom_policy : &allow_all) {
     if (make_store) {
       store = make_store([this](std::function<void()> fn) { asio::post(io, std::move(fn)); });
     }
     if (!store) store = std::make_unique<broker::MemoryStore>();
-    broker = std::make_unique<broker::Broker>(std::move(config), *this, *this, *this, *store, policy);
+    broker = std::make_unique<broker::Broker>(std::move(config), *this, *this, *this, *store, *policy);
   }
 
   ~Impl() override {
@@ -491,9 +491,22 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       log::info(kLog, "{} received, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
       begin_shutdown();
     });
+    if (!reload_handlers.empty()) wait_for_reload();
     for (const auto& listener : listeners) accept_next(*listener);
     io.run();
     signals.reset();
+    hangup.reset();
+  }
+
+  // SIGHUP: configuration that can change without dropping connections is reloaded.
+  void wait_for_reload() {
+    if (!hangup) hangup.emplace(io, SIGHUP);
+    hangup->async_wait([this](error_code ec, int) {
+      if (ec || stopping) return;
+      log::info(kLog, "SIGHUP received, reloading");
+      for (auto& handler : reload_handlers) handler();
+      wait_for_reload();
+    });
   }
 
   void begin_shutdown() {
@@ -501,6 +514,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     stopping = true;
     error_code ignored;
     if (signals) signals->cancel(ignored);
+    if (hangup) hangup->cancel(ignored);
     for (const auto& listener : listeners) {
       listener->acceptor.close(ignored);
       listener->retry.cancel();
@@ -535,13 +549,16 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   asio::io_context io;
   std::vector<char> scratch;
   std::unique_ptr<broker::Store> store;  // after io: it may post to io until destroyed
-  broker::AllowAllPolicy policy;
+  broker::AllowAllPolicy allow_all;
+  broker::Policy* policy;  // allow_all unless the app gave one; it outlives the server
   std::vector<std::unique_ptr<Listener>> listeners;
   std::unordered_map<ConnectionId, ConnectionPtr> connections;
   std::unordered_map<Id, std::unique_ptr<asio::steady_timer>> timers;
   std::vector<ConnectionPtr> flush_list;
   std::vector<ConnectionPtr> flushing_now;
   std::optional<asio::signal_set> signals;
+  std::optional<asio::signal_set> hangup;
+  std::vector<std::function<void()>> reload_handlers;
   std::optional<asio::steady_timer> shutdown_deadline;
   ConnectionId next_connection_id = 0;
   Id next_timer_id = 0;
@@ -551,8 +568,10 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   std::unique_ptr<broker::Broker> broker;
 };
 
-Server::Server(broker::BrokerConfig config, const StoreFactory& make_store)
-    : impl_(std::make_unique<Impl>(std::move(config), make_store)) {}
+Server::Server(broker::BrokerConfig config, const StoreFactory& make_store, broker::Policy* policy)
+    : impl_(std::make_unique<Impl>(std::move(config), make_store, policy)) {}
+
+void Server::on_reload(std::function<void()> handler) { impl_->reload_handlers.push_back(std::move(handler)); }
 
 boost::asio::io_context& Server::io_context() { return impl_->io; }
 broker::Broker& Server::broker() { return *impl_->broker; }

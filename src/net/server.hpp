@@ -34,7 +34,12 @@ using StoreFactory = std::function<std::unique_ptr<broker::Store>(PostFn post)>;
 
 class Server {
  public:
-  explicit Server(broker::BrokerConfig config, const StoreFactory& make_store = {});
+  // `policy` (authentication, ACLs, quotas...) must outlive the server; null: allow all.
+  explicit Server(broker::BrokerConfig config, const StoreFactory& make_store = {},
+                  broker::Policy* policy = nullptr);
+
+  // Called on the server's thread on SIGHUP (certificates, ACLs). Register before run().
+  void on_reload(std::function<void()> handler);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
