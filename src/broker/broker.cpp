@@ -325,6 +325,7 @@ struct Broker::Impl {
       if (!d.message && m.stage != InflightMessage::Stage::awaiting_pubcomp) continue;
       m.delivery = std::move(d);
       s.last_packet_id = std::max(s.last_packet_id, m.packet_id);
+      s.packet_ids_wrapped = true;  // loaded ids are in no particular order
       s.inflight.push_back(std::move(m));
     }
     for (auto& [client_id, packet_id] : store.load_inbound_qos2()) {
@@ -595,11 +596,17 @@ struct Broker::Impl {
     session.queue.push_back(std::move(d));
   }
 
+  // Packet ids are handed out in increasing order, so before the counter first wraps none
+  // can be in use yet; only after that (or after loading in-flight state) is a check needed.
   std::uint16_t next_packet_id(Session& session) {
     for (;;) {
       session.last_packet_id = static_cast<std::uint16_t>(session.last_packet_id + 1);
-      if (session.last_packet_id == 0) continue;
+      if (session.last_packet_id == 0) {
+        session.packet_ids_wrapped = true;
+        continue;
+      }
       const std::uint16_t id = session.last_packet_id;
+      if (!session.packet_ids_wrapped) return id;
       const bool used = std::any_of(session.inflight.begin(), session.inflight.end(),
                                     [id](const InflightMessage& m) { return m.packet_id == id; });
       if (!used) return id;
@@ -616,7 +623,11 @@ struct Broker::Impl {
       unstore_delivery(session, m.delivery);
       return;
     }
-    store_delivery(session, m.delivery, record_stage(m.stage), m.packet_id);
+    // A QoS 1 message already in the store needs no second write: after a restart it is
+    // sent again either way, which QoS 1 allows. QoS 2 must record its packet id.
+    if (m.delivery.seq == 0 || m.delivery.qos == QoS::exactly_once) {
+      store_delivery(session, m.delivery, record_stage(m.stage), m.packet_id);
+    }
     session.inflight.push_back(std::move(m));
   }
 

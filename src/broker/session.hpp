@@ -97,6 +97,7 @@ struct Session {
   std::size_t queued_bytes = 0;
   std::deque<InflightMessage> inflight;  // in send order; acknowledged mostly from the front
   std::uint16_t last_packet_id = 0;
+  bool packet_ids_wrapped = false;
   std::uint64_t last_seq = 0;
 
   // QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL (§4.3.3:
