@@ -62,6 +62,8 @@ struct Broker::Impl {
 
   BrokerConfig config;
   Transport& transport;
+  Tracer* tracer = nullptr;
+  std::chrono::steady_clock::time_point received_at{};  // of the bytes being handled
   Timers& timers;
   Clock& clock;
   Store& store;
@@ -592,6 +594,7 @@ struct Broker::Impl {
       return;
     }
     session.queued_bytes += bytes;
+    ++stats.queued_total;
     if (d.seq == 0) store_delivery(session, d, QueuedRecord::Stage::queued, 0);
     session.queue.push_back(std::move(d));
   }
@@ -1261,7 +1264,9 @@ struct Broker::Impl {
       if (p.retain) set_retained(m);
       const ConnectionId id = conn.id;
       append_to_streams(m);
+      const std::uint64_t deliveries_before = tracer != nullptr ? stats.messages_sent + stats.queued_total : 0;
       route(m, conn.session);
+      if (tracer != nullptr) trace_publish(*m, conn.identity.client_id, deliveries_before);
       if (find_connection(id) == nullptr) return;  // routing may close connections (queue policy)
     }
     if (p.qos == QoS::at_least_once) {
@@ -1273,6 +1278,23 @@ struct Broker::Impl {
       }
       acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, result);
     }
+  }
+
+  void trace_publish(const Message& m, std::string_view client_id, std::uint64_t deliveries_before) {
+    std::string_view traceparent;
+    mqtt::for_each_user_property(m.user_properties, [&](std::string_view k, std::string_view v) {
+      if (k == "traceparent") traceparent = v;
+    });
+    if (traceparent.empty()) return;
+    Tracer::PublishSpan span;
+    span.traceparent = traceparent;
+    span.topic = m.topic;
+    span.client_id = client_id;
+    span.received = received_at;
+    span.routed = clock.now();
+    span.deliveries = static_cast<std::size_t>(stats.messages_sent + stats.queued_total - deliveries_before);
+    span.qos = static_cast<std::uint8_t>(m.qos);
+    tracer->publish_routed(span);
   }
 
   void count_refusal(ReasonCode rc) {
@@ -1531,6 +1553,7 @@ std::size_t Broker::data_received(ConnectionId id, std::string_view bytes) {
   Connection* conn = b.find_connection(id);
   if (conn == nullptr) return bytes.size();
   conn->last_activity = b.clock.now();
+  b.received_at = conn->last_activity;
   std::size_t offset = 0;
   while (offset < bytes.size()) {
     auto frame = mqtt::parse_frame(bytes.substr(offset), b.config.max_packet_size);
@@ -1595,6 +1618,8 @@ void Broker::shutdown() {
 }
 
 const BrokerStats& Broker::stats() const noexcept { return impl_->stats; }
+
+void Broker::set_tracer(Tracer* tracer) noexcept { impl_->tracer = tracer; }
 
 void Broker::publish_internal(std::string_view topic, std::string_view payload, int qos, bool retain) {
   auto m = std::make_shared<Message>();

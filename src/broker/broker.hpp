@@ -71,6 +71,9 @@ class Broker {
 
   const BrokerStats& stats() const noexcept;
 
+  // Spans for traced messages (null: none). The tracer must outlive the broker.
+  void set_tracer(Tracer* tracer) noexcept;
+
   // Publishes a message from the broker itself ($tern/logs/..., $tern/alerts): routed to
   // the matching subscriptions like a client's PUBLISH, without ACL checks. Must not be
   // called from inside another Broker call (post it to the loop instead).

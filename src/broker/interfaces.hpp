@@ -100,6 +100,24 @@ class Policy {
   virtual std::size_t max_subscriptions(const ClientIdentity& /*who*/) { return 0; }
 };
 
+// Receives what the broker did with a PUBLISH that carried a W3C `traceparent` user
+// property (DESIGN §2, §7): one span from its arrival to the hand-over of every delivery.
+// Called on the broker's thread; an implementation samples and exports elsewhere.
+class Tracer {
+ public:
+  virtual ~Tracer() = default;
+  struct PublishSpan {
+    std::string_view traceparent;  // as the publisher sent it
+    std::string_view topic;
+    std::string_view client_id;
+    std::chrono::steady_clock::time_point received;
+    std::chrono::steady_clock::time_point routed;
+    std::size_t deliveries = 0;  // sessions the message was handed to
+    std::uint8_t qos = 0;
+  };
+  virtual void publish_routed(const PublishSpan& span) = 0;
+};
+
 class AllowAllPolicy final : public Policy {
  public:
   std::uint8_t authenticate(const ClientIdentity&, std::optional<std::string_view>) override { return 0; }

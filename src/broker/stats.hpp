@@ -17,6 +17,7 @@ struct BrokerStats {
   std::uint64_t messages_sent_qos[3] = {0, 0, 0};      // PUBLISH out, by QoS
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;
+  std::uint64_t queued_total = 0;           // deliveries that waited in a session's queue
   std::uint64_t subscriptions = 0;
   std::uint64_t retained_messages = 0;
   std::uint64_t dropped_queue_full = 0;     // a session's queue was full

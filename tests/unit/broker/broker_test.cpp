@@ -644,3 +644,40 @@ TEST(BrokerDurability, QoS2AwaitingItsDurablePubrecCountsOnceAgainstReceiveMaxim
 
 }  // namespace
 }  // namespace tern::broker
+
+namespace tern::broker {
+namespace {
+
+struct RecordingTracer final : Tracer {
+  void publish_routed(const PublishSpan& span) override {
+    traceparents.emplace_back(span.traceparent);
+    deliveries.push_back(span.deliveries);
+  }
+  std::vector<std::string> traceparents;
+  std::vector<std::size_t> deliveries;
+};
+
+TEST_F(BrokerTest, TracedPublishesProduceOneSpanWithTheirDeliveries) {
+  make_broker();
+  RecordingTracer tracer;
+  broker_->set_tracer(&tracer);
+  connect(1, "a");
+  subscribe(1, "t/#", QoS::at_most_once);
+  connect(2, "b");
+  subscribe(2, "t/#", QoS::at_least_once);
+  connect(3, "pub");
+  mqtt::Publish p;
+  p.topic = "t/x";
+  p.payload = "traced";
+  std::string props;
+  mqtt::append_user_property(props, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  p.properties.user_properties = props;
+  feed(3, p);
+  publish(3, "t/y", "untraced");
+  ASSERT_EQ(tracer.traceparents.size(), 1u);
+  EXPECT_EQ(tracer.traceparents[0], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(tracer.deliveries[0], 2u);
+}
+
+}  // namespace
+}  // namespace tern::broker
