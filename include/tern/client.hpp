@@ -31,6 +31,8 @@ class io_context;
 
 namespace tern {
 
+class InProcessBroker;
+
 enum class OutboxFullPolicy : std::uint8_t {
   reject_new,   // publish() returns Errc::outbox_full
   drop_oldest,  // the oldest queued message is dropped (its callback gets Errc::dropped)
@@ -46,6 +48,9 @@ struct WillMessage {
 struct ClientOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 1883;
+  // Set: connect to this embedded broker through memory (tern/in_process.hpp) instead
+  // of TCP to host:port. It must exist when start() is called.
+  InProcessBroker* in_process = nullptr;
   int protocol_version = 5;  // 5 or 4 (3.1.1)
   std::string client_id;     // empty: the broker assigns one (clean start only)
   bool clean_start = true;

@@ -5,8 +5,14 @@
 //
 // Thread-safety: one io_context thread, like Client. Handlers run on that thread, one
 // at a time; a handler that fails is retried later (timer), without blocking others.
+//
+// Health and metrics: with `http_listen` set, the service serves /healthz, /readyz and
+// /metrics (Prometheus text) on that address, on the same io_context thread. Why not a
+// thread of its own: the figures are then read without locks, and a handler that wedges
+// the loop makes /healthz stop answering, which is what a liveness probe should see.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -25,11 +31,15 @@ namespace tern {
 // What a handler returns: success, or a failure with a reason (which ends up in the
 // tern-error property if the event is dead-lettered). Handlers may also throw; an
 // exception counts as a failure with its what().
+// A permanent failure (a payload that can never be handled, e.g. invalid JSON) skips the
+// remaining retries and goes to the dead-letter topic at once.
 struct Outcome {
   bool ok = true;
   std::string error;
+  bool retryable = true;
   static Outcome success() { return {}; }
   static Outcome failure(std::string why) { return {false, std::move(why)}; }
+  static Outcome permanent_failure(std::string why) { return {false, std::move(why), false}; }
 };
 
 struct RetryPolicy {
@@ -45,8 +55,15 @@ struct ServiceOptions {
   std::size_t dedup_capacity = 100000;
   // SQLite file for the ids of handled events (de-duplication across restarts). Empty:
   // in memory only.
+  // The same file also holds the key-value state (Service::state()).
   std::string state_path;
   Qos default_qos = Qos::at_least_once;
+  // "host:port" of the health and metrics endpoint; port 0 picks a free one
+  // (Service::http_port()). Empty: no endpoint.
+  std::string http_listen;
+  // /readyz reports "overloaded" from this many unacknowledged publishes on;
+  // 0: 90 % of client.outbox_capacity.
+  std::size_t overload_outbox_depth = 0;
 };
 
 class Service;
@@ -70,6 +87,27 @@ class Event {
   std::string traceparent_;
 };
 
+// Handler call durations. Bucket bounds in seconds, from 0.5 ms (a lookup) to 10 s (a
+// handler calling out to something slow); `counts[i]` holds the calls that took at most
+// kBounds[i] and more than kBounds[i - 1], `overflow` the slower ones.
+struct LatencyHistogram {
+  static constexpr std::array<double, 14> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+  std::array<std::uint64_t, kBounds.size()> counts{};
+  std::uint64_t overflow = 0;
+  std::uint64_t count = 0;
+  double sum_seconds = 0;
+
+  void observe(double seconds) noexcept {
+    std::size_t i = 0;
+    while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+    if (i < kBounds.size()) ++counts[i];
+    else ++overflow;
+    ++count;
+    sum_seconds += seconds;
+  }
+};
+
 struct ServiceStats {
   std::uint64_t handled = 0;       // handler calls that succeeded
   std::uint64_t failed = 0;        // handler calls that failed
@@ -77,7 +115,23 @@ struct ServiceStats {
   std::uint64_t dead_lettered = 0;
   std::uint64_t duplicates = 0;    // events skipped because their tern-id was seen
   std::size_t outbox_depth = 0;
+  std::size_t inflight_events = 0;  // consumed, not yet finished (retries included)
+  std::uint64_t reconnects = 0;     // connections established after the first
+  std::uint64_t connection_losses = 0;
+  std::uint64_t outbox_rejected = 0;
+  std::uint64_t outbox_dropped = 0;
+  bool connected = false;
+  LatencyHistogram handler_latency;
 };
+
+// Whether the service should receive work; `reason` says why not ("not connected to the
+// broker", "overloaded: ...", "stopping").
+struct Readiness {
+  bool ready = false;
+  std::string reason;
+};
+
+class StateStore;
 
 using Handler = std::function<Outcome(const Event&)>;
 // Returns the reply payload, or an error string (the requester then gets no reply).
@@ -107,9 +161,16 @@ class Service {
   std::error_code publish(Message message, PublishCallback done = {});
   void request(std::string topic, std::string payload, std::chrono::milliseconds timeout, RequestCallback done);
 
+  Qos default_qos() const noexcept;
   Client& client() noexcept;
   ServiceStats stats() const noexcept;
   bool ready() const noexcept;
+  Readiness readiness() const;
+  // The port of the health and metrics endpoint once start() succeeded (0: none).
+  std::uint16_t http_port() const noexcept;
+  // The service's key-value state (tern/state.hpp), in `state_path` (in memory when
+  // empty). Usable after start() returned success.
+  StateStore& state();
 
   class Impl;
 

@@ -516,6 +516,8 @@ struct Broker::Impl {
         ++it;
       }
     }
+    session.inflight.shrink_if_empty();
+    session.queue.shrink_if_empty();
     for (Delivery& d : moved) {
       const std::string group_name = d.shared_group;
       bool delivered = false;
@@ -1362,6 +1364,7 @@ struct Broker::Impl {
         if (it != session.inflight.end()) {
           unstore_delivery(session, it->delivery);
           session.inflight.erase(it);
+          session.inflight.shrink_if_empty();
           pump(session);
         }
         break;
@@ -1375,6 +1378,7 @@ struct Broker::Impl {
         if (mqtt::is_error(a.reason_code)) {  // the receiver refused it: the flow ends here
           unstore_delivery(session, it->delivery);
           session.inflight.erase(it);
+          session.inflight.shrink_if_empty();
           pump(session);
           break;
         }
@@ -1408,6 +1412,7 @@ struct Broker::Impl {
         if (it != session.inflight.end()) {
           unstore_delivery(session, it->delivery);
           session.inflight.erase(it);
+          session.inflight.shrink_if_empty();
           pump(session);
         }
         break;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -25,6 +26,36 @@
 #include "mqtt/packets.hpp"
 
 namespace tern::broker {
+
+// A deque that allocates nothing while empty. libstdc++'s std::deque allocates its map and
+// a 512-byte block on construction; a session has two of them, which made every idle
+// client cost over a kilobyte. The deque is created on the first push and released when
+// it empties again.
+template <class T>
+class LazyDeque {
+ public:
+  using iterator = typename std::deque<T>::iterator;
+  bool empty() const noexcept { return !d_ || d_->empty(); }
+  std::size_t size() const noexcept { return d_ ? d_->size() : 0; }
+  T& front() { return d_->front(); }
+  void push_back(T&& v) {
+    if (!d_) d_ = std::make_unique<std::deque<T>>();
+    d_->push_back(std::move(v));
+  }
+  void pop_front() {
+    d_->pop_front();
+    if (d_->empty()) d_.reset();
+  }
+  iterator begin() { return d_ ? d_->begin() : iterator(); }
+  iterator end() { return d_ ? d_->end() : iterator(); }
+  iterator erase(iterator it) { return d_->erase(it); }  // callers iterate; shrink_if_empty() after
+  void shrink_if_empty() {
+    if (d_ && d_->empty()) d_.reset();
+  }
+
+ private:
+  std::unique_ptr<std::deque<T>> d_;
+};
 
 struct Session;
 
@@ -93,9 +124,9 @@ struct Session {
   // Full filter (including "$share/{group}/") to its subscription.
   std::map<std::string, StoredSubscription, std::less<>> subscriptions;
 
-  std::deque<Delivery> queue;  // not yet sent
+  LazyDeque<Delivery> queue;  // not yet sent
   std::size_t queued_bytes = 0;
-  std::deque<InflightMessage> inflight;  // in send order; acknowledged mostly from the front
+  LazyDeque<InflightMessage> inflight;  // in send order; acknowledged mostly from the front
   std::uint16_t last_packet_id = 0;
   bool packet_ids_wrapped = false;
   std::uint64_t last_seq = 0;

@@ -26,7 +26,9 @@
 
 #include "core/topic.hpp"
 #include "mqtt/codec.hpp"
+#include "sdk/in_process_link.hpp"
 #include "sdk/outbox.hpp"
+#include "tern/in_process.hpp"
 
 namespace tern {
 
@@ -102,7 +104,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
         reconnect_timer_(io),
         rng_(std::random_device{}()),
         queue_(options_.outbox_capacity, options_.outbox_full_policy),
-        client_id_(options_.client_id) {}
+        client_id_(options_.client_id) {
+    if (options_.in_process) in_process_ = options_.in_process->handle();
+  }
 
   enum class State { idle, connecting, connected, stopped };
 
@@ -225,6 +229,13 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       if (ec || gen != self->generation_ || self->state_ != State::connecting) return;
       self->fail(Errc::timeout, 0);
     });
+    if (options_.in_process) {
+      // Posted so that connecting completes later, as over TCP.
+      asio::post(io_, [self, gen] {
+        if (gen == self->generation_) self->connect_in_process(gen);
+      });
+      return;
+    }
     resolver_.async_resolve(options_.host, std::to_string(options_.port),
                             [self, gen](boost::system::error_code ec, tcp::resolver::results_type results) {
                               if (gen != self->generation_) return;
@@ -238,9 +249,29 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
                             });
   }
 
+  void connect_in_process(std::uint64_t gen) {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    sdk::InProcessCallbacks callbacks;
+    callbacks.data = [weak, gen](std::string_view bytes) {
+      auto self = weak.lock();
+      if (!self || gen != self->generation_) return;
+      self->read_buffer_.append(bytes);
+      self->process_input(gen);
+    };
+    callbacks.closed = [weak, gen] {
+      auto self = weak.lock();
+      if (!self || gen != self->generation_) return;
+      self->link_id_ = 0;  // the broker forgot it already
+      self->fail(Errc::connection_lost, 0);
+    };
+    link_id_ = sdk::in_process_open(in_process_, std::move(callbacks));
+    if (link_id_ == 0) return fail(Errc::connection_failed, 0);
+    on_tcp_connected();
+  }
+
   void on_tcp_connected() {
     boost::system::error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
+    if (!options_.in_process) socket_.set_option(tcp::no_delay(true), ignored);
     mqtt::Connect c;
     c.version = version();
     c.clean_start = options_.clean_start;
@@ -261,7 +292,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       c.properties.receive_maximum = options_.receive_maximum;
     }
     send(c);
-    read();
+    if (!options_.in_process) read();
   }
 
   void on_connack(const mqtt::Connack& ack) {
@@ -366,6 +397,10 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
+    if (link_id_ != 0) {
+      sdk::in_process_close(in_process_, link_id_);
+      link_id_ = 0;
+    }
     resolver_.cancel();
     connect_timer_.cancel();
     keepalive_timer_.cancel();
@@ -669,7 +704,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     pending_written_callbacks_.clear();
     const auto gen = generation_;
     auto self = shared_from_this();
-    asio::async_write(socket_, asio::buffer(writing_), [self, gen](boost::system::error_code ec, std::size_t) {
+    auto written = [self, gen](boost::system::error_code ec, std::size_t) {
       if (gen != self->generation_) return;
       if (ec) return self->fail(Errc::connection_lost, 0);
       auto done = std::move(self->written_callbacks_);
@@ -677,7 +712,14 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       for (auto& cb : done) cb({}, 0);
       if (gen != self->generation_) return;
       self->start_write();
-    });
+    };
+    if (options_.in_process) {
+      sdk::in_process_send(in_process_, link_id_, std::move(writing_));
+      writing_.clear();
+      asio::post(io_, [written = std::move(written)] { written({}, 0); });
+      return;
+    }
+    asio::async_write(socket_, asio::buffer(writing_), std::move(written));
   }
 
   std::uint16_t allocate_packet_id() {
@@ -718,6 +760,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   std::uint16_t keep_alive_ = 0;
   std::uint16_t next_packet_id_ = 0;
   std::uint64_t next_order_ = 0;
+
+  sdk::InProcessHandle in_process_;
+  sdk::InProcessConnectionId link_id_ = 0;
 
   std::array<char, 16384> scratch_{};
   std::string read_buffer_;

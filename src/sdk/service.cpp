@@ -6,6 +6,7 @@
 // (persisted in `state_path`) turns into a no-op once the event had been finished.
 // The handled id is recorded before the acknowledgement for the same reason.
 #include "tern/service.hpp"
+#include "tern/state.hpp"
 
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -19,6 +20,8 @@
 
 #include "core/topic.hpp"
 #include "sdk/dedup.hpp"
+#include "sdk/http_endpoint.hpp"
+#include "sdk/metrics.hpp"
 #include "sdk/text.hpp"
 #include "sdk/trace.hpp"
 
@@ -100,6 +103,7 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
         options_(std::move(options)),
         client_(io, prepare(options_)),
         dedup_(options_.dedup_window, options_.dedup_capacity),
+        state_(options_.state_path.empty() ? ":memory:" : options_.state_path),
         rng_(std::random_device{}()),
         id_prefix_(sdk::random_hex(8)) {}
 
@@ -137,6 +141,20 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
       for (const auto& [id, at] : handled_store_->load(now_wall - options_.dedup_window.count())) {
         dedup_.record(id, now - std::chrono::milliseconds(now_wall - at));
       }
+    }
+    if (auto ec = state_.open()) return ec;
+    if (!options_.http_listen.empty() && !http_) {
+      std::weak_ptr<Impl> weak = weak_from_this();
+      auto endpoint = sdk::HttpEndpoint::start(io_, options_.http_listen, [weak](std::string_view path) {
+        auto self = weak.lock();
+        if (!self) return sdk::HttpResponse{503, "text/plain; charset=utf-8", "service gone\n"};
+        return self->serve(path);
+      });
+      if (!endpoint) {
+        http_error_ = endpoint.error();
+        return Errc::invalid_argument;
+      }
+      http_ = std::move(*endpoint);
     }
     reply_topic_ = fmt::format("tern/reply/{}", client_.client_id());
     std::weak_ptr<Impl> weak = weak_from_this();
@@ -208,14 +226,14 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
       outcome = Outcome::failure("unknown exception");
     }
     current_trace_.reset();
-    (void)started;
+    stats_.handler_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (outcome.ok) {
       ++stats_.handled;
       return finish(run);
     }
     ++stats_.failed;
     const unsigned attempts = std::max(options_.retry.attempts, 1u);
-    if (number < attempts) {
+    if (number < attempts && outcome.retryable) {
       ++stats_.retried;
       std::uniform_real_distribution<double> unit(0.0, 1.0);
       auto timer = std::make_shared<asio::steady_timer>(io_, backoff_delay(options_.retry.backoff, number - 1, unit(rng_)));
@@ -327,8 +345,46 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
       if (!self) return;
       auto callbacks = std::move(self->stop_callbacks_);
       self->stop_callbacks_.clear();
+      if (self->http_) self->http_->close();
       for (auto& cb : callbacks) cb();
     });
+  }
+
+  ServiceStats stats() const {
+    ServiceStats s = stats_;
+    const ClientStats c = client_.stats();
+    s.outbox_depth = client_.pending();
+    s.inflight_events = inflight_;
+    s.reconnects = c.connects > 0 ? c.connects - 1 : 0;
+    s.connection_losses = c.connection_losses;
+    s.outbox_rejected = c.outbox_rejected;
+    s.outbox_dropped = c.outbox_dropped;
+    s.connected = client_.connected();
+    return s;
+  }
+
+  Readiness readiness() const {
+    if (stopping_) return {false, "stopping"};
+    if (!started_) return {false, "not started"};
+    if (!client_.connected()) return {false, "not connected to the broker"};
+    const std::size_t limit = options_.overload_outbox_depth > 0
+                                  ? options_.overload_outbox_depth
+                                  : std::max<std::size_t>(1, options_.client.outbox_capacity / 10 * 9);
+    const std::size_t depth = client_.pending();
+    if (depth >= limit) return {false, fmt::format("overloaded: {} publishes waiting for the broker (limit {})", depth, limit)};
+    return {true, "ready"};
+  }
+
+  sdk::HttpResponse serve(std::string_view path) {
+    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/readyz") {
+      const Readiness r = readiness();
+      return {r.ready ? 200u : 503u, "text/plain; charset=utf-8", r.reason + "\n"};
+    }
+    if (path == "/metrics") {
+      return {200, "text/plain; version=0.0.4; charset=utf-8", sdk::render_metrics(options_.name, stats())};
+    }
+    return {404, "text/plain; charset=utf-8", "not found: /healthz, /readyz, /metrics\n"};
   }
 
   asio::io_context& io_;
@@ -336,6 +392,9 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
   Client client_;
   sdk::DedupWindow dedup_;
   std::unique_ptr<HandledStore> handled_store_;
+  StateStore state_;
+  std::shared_ptr<sdk::HttpEndpoint> http_;
+  std::string http_error_;
   std::mt19937_64 rng_;
   std::string id_prefix_;
   std::uint64_t sequence_ = 0;
@@ -370,12 +429,12 @@ std::error_code Service::publish(Message message, PublishCallback done) { return
 void Service::request(std::string topic, std::string payload, std::chrono::milliseconds timeout, RequestCallback done) {
   impl_->request(std::move(topic), std::move(payload), timeout, std::move(done));
 }
+Qos Service::default_qos() const noexcept { return impl_->options_.default_qos; }
 Client& Service::client() noexcept { return impl_->client_; }
-ServiceStats Service::stats() const noexcept {
-  ServiceStats s = impl_->stats_;
-  s.outbox_depth = impl_->client_.pending();
-  return s;
-}
-bool Service::ready() const noexcept { return impl_->client_.connected(); }
+ServiceStats Service::stats() const noexcept { return impl_->stats(); }
+bool Service::ready() const noexcept { return impl_->readiness().ready; }
+Readiness Service::readiness() const { return impl_->readiness(); }
+std::uint16_t Service::http_port() const noexcept { return impl_->http_ ? impl_->http_->port() : 0; }
+StateStore& Service::state() { return impl_->state_; }
 
 }  // namespace tern

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "http_get.hpp"
 #include "sdk/text.hpp"
 #include "ternd_process.hpp"
 #include "tern/client.hpp"
@@ -390,6 +391,70 @@ TEST(SdkService, NoEventIsHandledTwiceAfterAServiceRestart) {
   EXPECT_EQ(handled, (std::vector<std::string>{"0", "1", "2", "3"}));
   second.reset();
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(state + suffix);
+}
+
+// A service's /healthz, /readyz and /metrics while the broker comes and goes.
+TEST(SdkService, HealthReadinessAndMetricsAreServedOverHttp) {
+  TerndProcess ternd;
+  boost::asio::io_context io;
+  auto options = service_options(ternd.port(), "scraped");
+  options.http_listen = "127.0.0.1:0";
+  options.retry.attempts = 2;
+  tern::Service svc(io, options);
+  int calls = 0;
+  svc.on("jobs/#", [&](const tern::Event& e) {
+    ++calls;
+    if (e.topic() == "jobs/poison") return tern::Outcome::failure("poison");
+    return tern::Outcome::success();
+  });
+  ASSERT_FALSE(svc.start());
+  const std::uint16_t port = svc.http_port();
+  ASSERT_NE(port, 0);
+  ASSERT_TRUE(run_until(io, [&] { return svc.ready(); }));
+  auto ready = tern::test::http_get(io, port, "/readyz");
+  EXPECT_EQ(ready.status, 200u) << ready.body;
+
+  run_until(io, [] { return false; }, 100ms);
+  ASSERT_FALSE(svc.publish("jobs/1", "a"));
+  ASSERT_FALSE(svc.publish("jobs/2", "b"));
+  ASSERT_FALSE(svc.publish("jobs/poison", "c"));
+  ASSERT_TRUE(run_until(io, [&] { return svc.stats().handled == 2 && svc.stats().dead_lettered == 1; }));
+
+  auto metrics = tern::test::http_get(io, port, "/metrics");
+  ASSERT_EQ(metrics.status, 200u);
+  const auto has = [&](const std::string& line) { return metrics.body.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has(R"(tern_service_events_handled_total{service="scraped"} 2)")) << metrics.body;
+  EXPECT_TRUE(has(R"(tern_service_events_failed_total{service="scraped"} 2)"));
+  EXPECT_TRUE(has(R"(tern_service_events_retried_total{service="scraped"} 1)"));
+  EXPECT_TRUE(has(R"(tern_service_events_dead_lettered_total{service="scraped"} 1)"));
+  EXPECT_TRUE(has(R"(tern_service_connected{service="scraped"} 1)"));
+  EXPECT_TRUE(has(R"(tern_service_handler_latency_seconds_count{service="scraped"} 4)"));
+  {
+    const std::string path = temp_path("tern-it-scrape");
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(metrics.body.c_str(), f);
+    std::fclose(f);
+    auto check = run_command("/usr/bin/promtool check metrics < " + path);
+    std::filesystem::remove(path);
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+  }
+
+  // Broker gone: alive, not ready, and it says why.
+  const int broker_port = ternd.port();
+  ternd.stop();
+  ASSERT_TRUE(run_until(io, [&] { return !svc.client().connected(); }));
+  auto not_ready = tern::test::http_get(io, port, "/readyz");
+  EXPECT_EQ(not_ready.status, 503u);
+  EXPECT_EQ(not_ready.body, "not connected to the broker\n");
+  EXPECT_EQ(tern::test::http_get(io, port, "/healthz").status, 200u);
+
+  ternd.start(broker_port);
+  ASSERT_TRUE(run_until(io, [&] { return svc.ready(); }));
+  EXPECT_EQ(tern::test::http_get(io, port, "/readyz").status, 200u);
+  metrics = tern::test::http_get(io, port, "/metrics");
+  EXPECT_TRUE(has(R"(tern_service_reconnects_total{service="scraped"} 1)")) << metrics.body;
+  EXPECT_TRUE(has(R"(tern_service_connection_losses_total{service="scraped"} 1)"));
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 #include <bit>
 #include <cstring>
 
+// Boost.JSON's compiled part comes with tern_sdk (see CMakeLists.txt): one copy per program.
 #include <boost/json.hpp>
-#include <boost/json/src.hpp>  // Boost.JSON compiled into this one translation unit
 #include <fmt/format.h>
 
 namespace vibration {
