@@ -10,7 +10,12 @@
 #include <iostream>
 #include <optional>
 
+#include "ca.hpp"
+#include "passwd.hpp"
+#include "schema.hpp"
 #include "sdk/text.hpp"
+#include "stream.hpp"
+#include "top.hpp"
 #include "tern/client.hpp"
 
 namespace {
@@ -277,16 +282,28 @@ int main(int argc, char** argv) {
   req->add_option("-m,--message", req_message, "Request payload")->required();
   req->add_option("--timeout", req_timeout, "Milliseconds to wait for the reply")->capture_default_str();
 
+  tern::cli::StreamCommand stream_command(app);
+  tern::cli::TopCommand top_command(app);
+
+  tern::cli::CaCommand ca(app);
+  tern::cli::PasswdCommand passwd(app);
+  tern::cli::SchemaCommand schema(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   }
+  if (ca.selected()) return ca.run();
+  if (passwd.selected()) return passwd.run();
+  if (schema.selected()) return schema.run();
   try {
     if (*pub) return run_pub(pub_common, pub_topic, pub_message, pub_retain, pub_props);
     if (*sub) return run_sub(sub_common, sub_filters, sub_count, sub_format, sub_properties, sub_timeout);
     if (*req) return run_req(req_common, req_topic, req_message, req_timeout);
+    if (stream_command.selected()) return stream_command.run();
+    if (top_command.selected()) return top_command.run();
   } catch (const std::exception& e) {
     std::cerr << "tern: " << e.what() << '\n';
     return kInternal;

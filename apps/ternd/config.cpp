@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 #include <utility>
 
+#include "config_security.hpp"
 #include "core/topic.hpp"
 
 namespace tern::ternd {
@@ -178,6 +179,54 @@ bool is_ip_literal(int family, const std::string& host) {
   return ::inet_pton(family, host.c_str(), out.data()) == 1;
 }
 
+std::optional<net::Transport> parse_transport(std::string_view text) {
+  if (text == "tcp") return net::Transport::tcp;
+  if (text == "tls") return net::Transport::tls;
+  if (text == "ws") return net::Transport::ws;
+  if (text == "wss") return net::Transport::wss;
+  return std::nullopt;
+}
+
+std::optional<net::ClientCertificates> parse_client_certificates(std::string_view text) {
+  if (text == "none") return net::ClientCertificates::none;
+  if (text == "optional") return net::ClientCertificates::optional;
+  if (text == "required") return net::ClientCertificates::required;
+  return std::nullopt;
+}
+
+// What a listener's keys must agree on, e.g. a TLS listener needs a certificate or PSKs.
+std::optional<std::string> check_listener(const net::ListenerConfig& l) {
+  const bool tls = net::uses_tls(l.transport);
+  const auto name = net::transport_name(l.transport);
+  if (!tls) {
+    if (!l.cert_file.empty() || !l.key_file.empty() || !l.ca_file.empty() || !l.crl_file.empty() ||
+        !l.psk_file.empty() || l.client_certificates != net::ClientCertificates::none) {
+      return fmt::format("is a {} listener: cert, key, ca, crl, psk_file and client_certificates need "
+                         "transport = \"tls\" or \"wss\"",
+                         name);
+    }
+  }
+  if (!net::uses_websocket(l.transport) && l.ws_path != "/mqtt") {
+    return "ws_path needs transport = \"ws\" or \"wss\"";
+  }
+  if (l.cert_file.empty() != l.key_file.empty()) return "needs both cert and key, or neither";
+  if (tls && l.cert_file.empty() && l.psk_file.empty()) {
+    return fmt::format("is a {} listener and needs cert and key{}", name,
+                       l.transport == net::Transport::tls ? " (or psk_file)" : "");
+  }
+  if (l.transport == net::Transport::wss && !l.psk_file.empty()) return "psk_file needs transport = \"tls\"";
+  if (l.client_certificates != net::ClientCertificates::none && l.ca_file.empty()) {
+    return "client_certificates needs ca (the CA file that client certificates must chain to)";
+  }
+  if (l.client_certificates != net::ClientCertificates::none && l.cert_file.empty()) {
+    return "client_certificates needs cert and key";
+  }
+  if (!l.crl_file.empty() && l.client_certificates == net::ClientCertificates::none) {
+    return "crl needs client_certificates = \"optional\" or \"required\"";
+  }
+  return std::nullopt;
+}
+
 Result read_listeners(const Source& src, const toml::node& node, std::vector<net::ListenerConfig>& out) {
   const auto* array = node.as_array();
   if (array == nullptr) return wrong_type(src, node, "listener", "an array of tables ([[listener]])");
@@ -188,21 +237,61 @@ Result read_listeners(const Source& src, const toml::node& node, std::vector<net
     const std::string path = fmt::format("listener[{}]", i);
     const auto* table = element.as_table();
     if (table == nullptr) return wrong_type(src, element, path, "a table");
-    std::optional<net::ListenerConfig> listener;
+    net::ListenerConfig listener;
+    bool has_address = false;
+    const auto file_field = [&src, &path](std::string_view key, std::string& target) {
+      return string_field(src, fmt::format("{}.{}", path, key), [&target](const std::string& text) -> std::optional<std::string> {
+        if (text.empty()) return "must not be empty (leave the key out instead)";
+        target = text;
+        return std::nullopt;
+      });
+    };
     const std::vector<Field> fields{
-        {"address", string_field(src, path + ".address", [&listener](const std::string& text) -> std::optional<std::string> {
+        {"address", string_field(src, path + ".address", [&](const std::string& text) -> std::optional<std::string> {
            auto parsed = parse_listen_address(text);
            if (!parsed) return parsed.error();
-           listener = *parsed;
+           listener.host = parsed->host;
+           listener.port = parsed->port;
+           has_address = true;
+           return std::nullopt;
+         })},
+        {"transport", string_field(src, path + ".transport", [&listener](const std::string& text) -> std::optional<std::string> {
+           const auto t = parse_transport(text);
+           if (!t) return fmt::format("must be one of tcp, tls, ws, wss (got \"{}\")", text);
+           listener.transport = *t;
+           return std::nullopt;
+         })},
+        {"cert", file_field("cert", listener.cert_file)},
+        {"key", file_field("key", listener.key_file)},
+        {"ca", file_field("ca", listener.ca_file)},
+        {"crl", file_field("crl", listener.crl_file)},
+        {"psk_file", file_field("psk_file", listener.psk_file)},
+        {"client_certificates",
+         string_field(src, path + ".client_certificates", [&listener](const std::string& text) -> std::optional<std::string> {
+           const auto c = parse_client_certificates(text);
+           if (!c) return fmt::format("must be one of none, optional, required (got \"{}\")", text);
+           listener.client_certificates = *c;
+           return std::nullopt;
+         })},
+        {"handshake_timeout_ms", integer_field(src, path + ".handshake_timeout_ms", 100, 300000, listener.handshake_timeout_ms)},
+        {"ws_path", string_field(src, path + ".ws_path", [&listener](const std::string& text) -> std::optional<std::string> {
+           if (text.empty() || text.front() != '/' || text.size() > 256 ||
+               std::any_of(text.begin(), text.end(), [](char c) { return c <= ' ' || c == '?' || c == 0x7F; })) {
+             return fmt::format("must be an HTTP path starting with '/', without spaces or '?' (got \"{}\")", text);
+           }
+           listener.ws_path = text;
            return std::nullopt;
          })},
     };
     if (auto r = read_fields(src, *table, path, fields); !r) return r;
-    if (!listener) {
+    if (!has_address) {
       return make_unexpected(fmt::format("{}: {} needs an address, e.g. address = \"127.0.0.1:1883\"",
                                          src.at(element), path));
     }
-    listeners.push_back(*listener);
+    if (auto problem = check_listener(listener)) {
+      return make_unexpected(fmt::format("{}: {} {}", src.at(element), path, *problem));
+    }
+    listeners.push_back(std::move(listener));
   }
   out = std::move(listeners);
   return {};
@@ -326,7 +415,10 @@ Expected<net::ListenerConfig, std::string> parse_listen_address(std::string_view
     return make_unexpected(
         fmt::format("port '{}' in '{}' must be a number between 0 and 65535", port, text));
   }
-  return net::ListenerConfig{std::move(host), static_cast<std::uint16_t>(value)};
+  net::ListenerConfig listener;
+  listener.host = std::move(host);
+  listener.port = static_cast<std::uint16_t>(value);
+  return listener;
 }
 
 std::string format_listen_address(const net::ListenerConfig& listener) {
@@ -417,6 +509,13 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
   };
   const std::vector<Field> log_fields{
       {"ring_lines", integer_field(src, "log.ring_lines", 0, 1'000'000, a.log_ring_lines)},
+      {"error_file", string_field(src, "log.error_file", [&a](const std::string& s) -> std::optional<std::string> {
+         if (s.empty()) return "must not be empty (leave it out to keep error lines in RAM only)";
+         a.log_error_file = s;
+         return std::nullopt;
+       })},
+      {"error_file_max_bytes", integer_field(src, "log.error_file_max_bytes", 4096, kMaxBytes, a.log_error_file_max_bytes)},
+      {"error_file_keep", integer_field(src, "log.error_file_keep", 0, 100, a.log_error_file_keep)},
       {"forward_level", string_field(src, "log.forward_level", [&a](const std::string& s) -> std::optional<std::string> {
          const auto level = parse_log_level_name(s);
          if (!level) return fmt::format("must be one of {} (got \"{}\")", kLogLevels, s);
@@ -473,6 +572,8 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
       {"admin", table_field(src, "admin", [&](const toml::table& t) { return read_fields(src, t, "admin", admin); })},
       {"log", table_field(src, "log", [&](const toml::table& t) { return read_fields(src, t, "log", log_fields); })},
       {"alerts", table_field(src, "alerts", [&](const toml::table& t) { return read_fields(src, t, "alerts", alerts); })},
+      {"tracing", [&](const toml::node& node) { return read_tracing_config(node, source_name, config.tracing); }},
+      {"security", [&](const toml::node& node) { return read_security_table(node, source_name, config.security); }},
   };
   if (auto r = read_fields(src, root, "", top); !r) return make_unexpected(r.error());
   b.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
@@ -563,6 +664,26 @@ std::string quoted(std::string_view text) {
   return out;
 }
 
+std::string listener_toml(const net::ListenerConfig& listener) {
+  std::string out = fmt::format("\n[[listener]]\naddress = {}\n", quoted(format_listen_address(listener)));
+  if (listener.transport == net::Transport::tcp) return out;
+  out += fmt::format("transport = {}\n", quoted(net::transport_name(listener.transport)));
+  const auto file = [&out](std::string_view key, const std::string& value) {
+    if (!value.empty()) out += fmt::format("{} = {}\n", key, quoted(value));
+  };
+  file("cert", listener.cert_file);
+  file("key", listener.key_file);
+  file("ca", listener.ca_file);
+  file("crl", listener.crl_file);
+  file("psk_file", listener.psk_file);
+  if (net::uses_tls(listener.transport)) {
+    out += fmt::format("client_certificates = {}\n", quoted(net::client_certificates_name(listener.client_certificates)));
+  }
+  out += fmt::format("handshake_timeout_ms = {}\n", listener.handshake_timeout_ms);
+  if (net::uses_websocket(listener.transport)) out += fmt::format("ws_path = {}\n", quoted(listener.ws_path));
+  return out;
+}
+
 }  // namespace
 
 std::string to_toml(const Config& config) {
@@ -572,9 +693,7 @@ std::string to_toml(const Config& config) {
   out += fmt::format("log_level = {}\n", quoted(log_level_name(config.log_level)));
   if (!config.data_dir.empty()) out += fmt::format("data_dir = {}\n", quoted(config.data_dir));
   out += fmt::format("durability = {}\n", quoted(durability_name(config.durability)));
-  for (const auto& listener : config.listeners) {
-    out += fmt::format("\n[[listener]]\naddress = {}\n", quoted(format_listen_address(listener)));
-  }
+  for (const auto& listener : config.listeners) out += listener_toml(listener);
   for (const auto& stream : b.streams) {
     out += fmt::format("\n[[stream]]\nname = {}\nfilter = {}\nmax_age_s = {}\nmax_bytes = {}\n", quoted(stream.name),
                        quoted(stream.filter), stream.max_age.count(), stream.max_bytes);
@@ -608,6 +727,10 @@ std::string to_toml(const Config& config) {
   out += "\n[log]\n";
   out += fmt::format("ring_lines = {}\n", a.log_ring_lines);
   if (a.log_forward_level) out += fmt::format("forward_level = {}\n", quoted(log_level_name(*a.log_forward_level)));
+  if (!a.log_error_file.empty()) {
+    out += fmt::format("error_file = {}\nerror_file_max_bytes = {}\nerror_file_keep = {}\n", quoted(a.log_error_file),
+                       a.log_error_file_max_bytes, a.log_error_file_keep);
+  }
   out += "\n[alerts]\n";
   out += fmt::format("interval_ms = {}\n", a.alert_interval_ms);
   if (a.alert_queue_depth) out += fmt::format("queue_depth = {}\n", *a.alert_queue_depth);
@@ -618,6 +741,8 @@ std::string to_toml(const Config& config) {
   }
   if (a.alert_store_latency_ms) out += fmt::format("store_latency_ms = {}\n", *a.alert_store_latency_ms);
   if (a.alert_memory_mb) out += fmt::format("memory_mb = {}\n", *a.alert_memory_mb);
+  out += tracing_toml(config.tracing);
+  out += security_to_toml(config.security);
   return out;
 }
 

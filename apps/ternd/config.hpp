@@ -17,9 +17,11 @@
 #include <vector>
 
 #include "broker/config.hpp"
+#include "config_tracing.hpp"
 #include "core/expected.hpp"
 #include "core/log.hpp"
 #include "net/listener_config.hpp"
+#include "policy/security_config.hpp"
 
 namespace tern::ternd {
 
@@ -28,6 +30,9 @@ struct AdminSettings {
   std::string token;                      // empty: no bearer token
   std::size_t max_connections = 16;
   std::size_t log_ring_lines = 1024;
+  std::string log_error_file;  // empty: error lines are not persisted
+  std::uint64_t log_error_file_max_bytes = 1 << 20;
+  std::size_t log_error_file_keep = 3;
   std::optional<log::Level> log_forward_level;  // unset: no forwarding
   std::int64_t alert_interval_ms = 10000;
   std::optional<std::uint64_t> alert_queue_depth;
@@ -46,6 +51,8 @@ struct Config {
   std::string data_dir;  // empty: nothing is written to disk
   log::Level log_level = log::Level::info;
   AdminSettings admin;
+  TracingSettings tracing;  // [tracing] (config_tracing.hpp)
+  policy::SecurityConfig security;  // [security] (config_security.hpp)
 };
 
 // What the command line may override. Each set field replaces the file's value; `listen`,

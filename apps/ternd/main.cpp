@@ -18,11 +18,33 @@
 #include "config.hpp"
 #include "core/log.hpp"
 #include "net/server.hpp"
+#include "policy/security_policy.hpp"
 #include "store/sqlite_store.hpp"
+#include "tracing.hpp"
 
 namespace {
 
 constexpr std::string_view kComponent = "ternd";
+
+std::unique_ptr<tern::ternd::BrokerTracer> start_tracing(const tern::ternd::Config& config) {
+  const auto& t = config.tracing;
+  tern::trace::TracingOptions options;
+  options.endpoint = t.endpoint;
+  options.sample_ratio = t.sample_ratio;
+  options.service_name = t.service_name;
+  options.resource_attributes.push_back({"service.instance.id", config.broker.node_name});
+  options.version = TERN_VERSION;
+  options.max_queue_spans = t.max_queue_spans;
+  options.max_batch_spans = t.max_batch_spans;
+  options.flush_delay = std::chrono::milliseconds(t.flush_ms);
+  auto tracing = tern::trace::Tracing::start(std::move(options));
+  if (!tracing) {
+    tern::log::error(kComponent, "tracing: {}", tracing.error());
+    return nullptr;
+  }
+  tern::log::info(kComponent, "tracing to {} (sample ratio {})", t.endpoint, t.sample_ratio);
+  return std::make_unique<tern::ternd::BrokerTracer>(std::move(*tracing));
+}
 
 int run(const tern::ternd::CommandLine& cl) {
   using namespace tern::ternd;
@@ -38,6 +60,13 @@ int run(const tern::ternd::CommandLine& cl) {
 
   tern::log::set_level(config->log_level);
   tern::log::set_ring_capacity(config->admin.log_ring_lines);
+  if (!config->admin.log_error_file.empty()) {
+    const auto& a = config->admin;
+    if (auto problem = tern::log::set_error_file(a.log_error_file, a.log_error_file_max_bytes, a.log_error_file_keep);
+        !problem.empty()) {
+      tern::log::error(kComponent, "error lines are not persisted: {}", problem);
+    }
+  }
   if (!config->data_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(config->data_dir, ec);
@@ -75,7 +104,28 @@ int run(const tern::ternd::CommandLine& cl) {
       return std::move(*opened);
     };
   }
-  tern::net::Server server(config->broker, make_store);
+  // Authentication, ACLs, quotas, schemas and signatures (docs/security.md). A listener
+  // that authenticates clients by certificate or PSK turns anonymous access off by default.
+  auto security_config = config->security;
+  for (const auto& listener : config->listeners) {
+    if (listener.client_certificates != tern::net::ClientCertificates::none || !listener.psk_file.empty()) {
+      security_config.transport_authentication = true;
+    }
+  }
+  auto security = tern::policy::SecurityPolicy::create(std::move(security_config));
+  if (!security) {
+    tern::log::error(kComponent, "security: {}", security.error());
+    return kExitConfigError;
+  }
+  // The tracer must outlive the broker, so it is declared before the server.
+  std::unique_ptr<tern::ternd::BrokerTracer> tracer;
+  if (config->tracing.enabled()) {
+    tracer = start_tracing(*config);
+    if (!tracer) return kExitConfigError;
+  }
+  tern::net::Server server(config->broker, make_store, security->get());
+  if (tracer) server.broker().set_tracer(tracer.get());
+  server.on_reload([&security] { (void)(*security)->reload(); });
   if (auto listening = server.listen(config->listeners); !listening) {
     tern::log::error(kComponent, "{}", listening.error());
     return kExitFailure;

@@ -1,11 +1,15 @@
 #include "core/log.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <iterator>
@@ -72,6 +76,85 @@ void forward(Level level, std::string_view json) {
     }
   }
   t_forwarding = false;
+}
+
+// The error file. Its lock serialises appends and rotation; `g_error_file_open` lets
+// write() skip the lock when no file is configured.
+struct ErrorFile {
+  std::mutex mutex;
+  int fd = -1;
+  std::string path;
+  std::uint64_t max_bytes = 0;
+  std::size_t keep_files = 0;
+  std::uint64_t size = 0;
+  ErrorFileStats stats;
+};
+ErrorFile& error_file() {
+  static ErrorFile instance;
+  return instance;
+}
+std::atomic<bool> g_error_file_open{false};
+
+int open_for_append(const std::string& path) {
+  return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+bool write_all(int fd, std::string_view data) {
+  const char* p = data.data();
+  std::size_t remaining = data.size();
+  while (remaining > 0) {
+    const ssize_t written = ::write(fd, p, remaining);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += written;
+    remaining -= static_cast<std::size_t>(written);
+  }
+  return true;
+}
+
+// Called with the lock held. Renames rather than copies, so a rotation costs no data
+// writes; a missing older file is not an error.
+bool rotate_error_file(ErrorFile& f) {
+  ::close(f.fd);
+  f.fd = -1;
+  if (f.keep_files == 0) {
+    f.fd = ::open(f.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  } else {
+    std::remove(fmt::format("{}.{}", f.path, f.keep_files).c_str());
+    for (std::size_t i = f.keep_files; i > 1; --i) {
+      std::rename(fmt::format("{}.{}", f.path, i - 1).c_str(), fmt::format("{}.{}", f.path, i).c_str());
+    }
+    std::rename(f.path.c_str(), fmt::format("{}.1", f.path).c_str());
+    f.fd = open_for_append(f.path);
+  }
+  f.size = 0;
+  ++f.stats.rotations;
+  return f.fd >= 0;
+}
+
+void append_to_error_file(std::string_view line_with_newline) {
+  if (!g_error_file_open.load(std::memory_order_acquire)) return;
+  ErrorFile& f = error_file();
+  std::lock_guard lock(f.mutex);
+  if (f.fd < 0) {
+    // A failed rotation left no file: try again for each line rather than go silent.
+    if (f.path.empty() || (f.fd = open_for_append(f.path)) < 0) {
+      ++f.stats.write_failures;
+      return;
+    }
+  }
+  if (f.size > 0 && f.size + line_with_newline.size() > f.max_bytes && !rotate_error_file(f)) {
+    ++f.stats.write_failures;
+    return;
+  }
+  if (!write_all(f.fd, line_with_newline)) {
+    ++f.stats.write_failures;
+    return;
+  }
+  f.size += line_with_newline.size();
+  ++f.stats.lines;
 }
 
 }  // namespace
@@ -232,6 +315,7 @@ void write(Level level, std::string_view component, std::string_view message) {
   g_lines_written.fetch_add(1, std::memory_order_relaxed);
   const std::string_view json(line.data(), line.size() - 1);
   append_to_ring(level, json);
+  if (level == Level::error) append_to_error_file(line);
   forward(level, json);
 }
 
@@ -287,6 +371,40 @@ void remove_forwarder(ForwarderId id) {
   std::unique_lock lock(f.mutex);
   std::erase_if(f.list, [id](const auto& entry) { return entry.first == id; });
   g_forwarder_count.store(f.list.size(), std::memory_order_release);
+}
+
+std::string set_error_file(const std::string& path, std::uint64_t max_bytes, std::size_t keep_files) {
+  if (path.empty()) return "the error file needs a path";
+  if (max_bytes == 0) return "the error file's size limit must be above 0";
+  const int fd = open_for_append(path);
+  if (fd < 0) return fmt::format("cannot open {}: {}", path, std::strerror(errno));
+  struct stat st {};
+  const std::uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  ErrorFile& f = error_file();
+  std::lock_guard lock(f.mutex);
+  if (f.fd >= 0) ::close(f.fd);
+  f.fd = fd;
+  f.path = path;
+  f.max_bytes = max_bytes;
+  f.keep_files = keep_files;
+  f.size = size;
+  g_error_file_open.store(true, std::memory_order_release);
+  return {};
+}
+
+void clear_error_file() {
+  ErrorFile& f = error_file();
+  std::lock_guard lock(f.mutex);
+  g_error_file_open.store(false, std::memory_order_release);
+  if (f.fd >= 0) ::close(f.fd);
+  f.fd = -1;
+  f.path.clear();
+}
+
+ErrorFileStats error_file_stats() {
+  ErrorFile& f = error_file();
+  std::lock_guard lock(f.mutex);
+  return f.stats;
 }
 
 }  // namespace tern::log

@@ -54,6 +54,25 @@ using ForwarderId = std::uint64_t;
 ForwarderId add_forwarder(Forwarder forwarder);
 void remove_forwarder(ForwarderId id);
 
+// The error file: lines at level error (only those: flash wears out) are also appended
+// to `path`. When a line would take the file past `max_bytes`, the file is rotated first:
+// path.{keep_files-1} -> path.{keep_files}, ..., path -> path.1, and the oldest is
+// removed, so at most keep_files + 1 files of about max_bytes each exist. keep_files 0
+// truncates instead. The file is opened (created, mode 0640) at once so a bad path is
+// reported at start-up; an empty string is returned on success, else why it failed.
+// Writes go to the page cache without fsync: an error line costs no flash write of its
+// own and a crash of ternd loses nothing, only a power cut may lose the last seconds.
+// Thread-safety: any thread; the file has its own lock, taken only for error lines.
+std::string set_error_file(const std::string& path, std::uint64_t max_bytes, std::size_t keep_files);
+// Stops appending to the error file and closes it.
+void clear_error_file();
+struct ErrorFileStats {
+  std::uint64_t lines = 0;           // error lines appended
+  std::uint64_t rotations = 0;
+  std::uint64_t write_failures = 0;  // lines lost to a failed open, write or rotation
+};
+ErrorFileStats error_file_stats();
+
 template <class... Args>
 void debug(std::string_view component, fmt::format_string<Args...> f, Args&&... args) {
   if (level() <= Level::debug) write(Level::debug, component, fmt::format(f, std::forward<Args>(args)...));

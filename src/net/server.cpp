@@ -17,6 +17,16 @@
 // the server's scratch buffer. Only an unconsumed tail (a partial packet) is copied into
 // the connection, so an idle connection holds no read buffer.
 //
+// Transports. A Stream is a plain TCP socket, a TlsStream (TLS driven by readiness on the
+// socket, see tls_stream.hpp) or a WsStream (WebSocket, plain or TLS); the logic above and
+// below is the same for all. A TLS or WebSocket connection first goes through `handshaking`
+// with a deadline; only once the handshake is complete does the broker hear of it, with
+// the identity the handshake proved (client certificate or PSK identity). Handshake state
+// (deadline, peer name) lives in a separate allocation that is freed when it ends.
+//
+// Certificates. Each TLS listener holds a shared TlsContext; SIGHUP builds new ones from the
+// same files. New connections take the new context, existing ones keep theirs.
+//
 // Writing. send() appends to the connection's pending list and puts the connection on a
 // server-wide flush list; one posted task per loop turn starts a scatter-gather write for
 // every connection on it. The pending and writing vectors swap places when a whole queue
@@ -30,6 +40,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/iterator/transform_iterator.hpp>
 
 #include <csignal>
@@ -38,11 +49,15 @@
 #include <optional>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 
 #include "broker/broker.hpp"
 #include "broker/interfaces.hpp"
 #include "broker/store.hpp"
 #include "core/log.hpp"
+#include "net/tls_context.hpp"
+#include "net/tls_stream.hpp"
+#include "net/ws_stream.hpp"
 
 namespace tern::net {
 namespace {
@@ -92,15 +107,100 @@ void release_if_large(std::vector<T>& v) {
   if (v.capacity() > kKeptVectorCapacity) std::vector<T>().swap(v);
 }
 
-struct Connection {
-  enum class State : std::uint8_t { open, flushing, lingering, closed };
+// One connection's byte stream, whatever the transport. Handlers are passed through with
+// their own types (no type erasure) on the TCP and TLS paths, which carry the device traffic.
+class Stream {
+ public:
+  explicit Stream(tcp::socket socket) : stream_(std::move(socket)) {}
+  explicit Stream(std::unique_ptr<TlsStream> tls) : stream_(std::move(tls)) {}
+  explicit Stream(std::unique_ptr<WsStream> ws) : stream_(std::move(ws)) {}
 
-  Connection(ConnectionId connection_id, tcp::socket s) : id(connection_id), socket(std::move(s)) {}
+  TlsStream* tls() {
+    auto* p = std::get_if<std::unique_ptr<TlsStream>>(&stream_);
+    return p != nullptr ? p->get() : nullptr;
+  }
+  WsStream* ws() {
+    auto* p = std::get_if<std::unique_ptr<WsStream>>(&stream_);
+    return p != nullptr ? p->get() : nullptr;
+  }
+
+  template <class Handler>
+  void async_wait_readable(Handler handler) {
+    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
+      socket->async_wait(tcp::socket::wait_read, std::move(handler));
+    } else if (auto* t = tls()) {
+      t->async_wait_readable(std::move(handler));
+    } else {
+      ws()->async_wait_readable(std::move(handler));
+    }
+  }
+
+  std::size_t read_some(asio::mutable_buffer buffer, error_code& ec) {
+    if (auto* socket = std::get_if<tcp::socket>(&stream_)) return socket->read_some(buffer, ec);
+    if (auto* t = tls()) return t->read_some(buffer, ec);
+    return ws()->read_some(buffer, ec);
+  }
+
+  template <class Handler>
+  void async_write(const std::vector<SharedBytes>& buffers, Handler handler) {
+    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
+      asio::async_write(*socket, WriteBuffers(buffers),
+                        [handler = std::move(handler)](error_code ec, std::size_t) mutable { handler(ec); });
+    } else if (auto* t = tls()) {
+      t->async_write(buffers, std::move(handler));
+    } else {
+      ws()->async_write(buffers, std::move(handler));
+    }
+  }
+
+  void shutdown_send(error_code& ec) {
+    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
+      socket->shutdown(tcp::socket::shutdown_send, ec);
+    } else if (auto* t = tls()) {
+      t->shutdown_send(ec);
+    }
+  }
+
+  void close(error_code& ec) {
+    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
+      socket->close(ec);
+    } else if (auto* t = tls()) {
+      t->close(ec);
+    } else {
+      ws()->close(ec);
+    }
+  }
+
+  std::optional<std::string> identity() {
+    if (auto* t = tls()) return t->identity();
+    if (auto* w = ws()) return w->identity();
+    return std::nullopt;
+  }
+
+ private:
+  std::variant<tcp::socket, std::unique_ptr<TlsStream>, std::unique_ptr<WsStream>> stream_;
+};
+
+// Only while a TLS or WebSocket handshake runs.
+struct Handshake {
+  Handshake(asio::io_context& io, std::string peer_name, std::string listener_name, Transport t)
+      : deadline(io), peer(std::move(peer_name)), listener(std::move(listener_name)), transport(t) {}
+  asio::steady_timer deadline;
+  std::string peer;
+  std::string listener;
+  Transport transport;
+};
+
+struct Connection {
+  enum class State : std::uint8_t { handshaking, open, flushing, lingering, closed };
+
+  Connection(ConnectionId connection_id, Stream s) : id(connection_id), stream(std::move(s)) {}
 
   bool has_pending() const { return pending_head < pending.size(); }
 
   ConnectionId id;
-  tcp::socket socket;
+  Stream stream;
+  std::unique_ptr<Handshake> handshake;  // only while handshaking
   std::string partial;                 // unconsumed bytes of a partial packet; empty when idle
   std::vector<SharedBytes> pending;    // queued by the broker, not yet handed to the socket
   std::size_t pending_head = 0;        // pending[0, pending_head) were moved into a write
@@ -118,18 +218,30 @@ struct Connection {
 using ConnectionPtr = std::shared_ptr<Connection>;
 
 struct Listener {
-  Listener(asio::io_context& io, tcp::acceptor a, std::string n)
-      : acceptor(std::move(a)), retry(io), name(std::move(n)) {}
+  Listener(asio::io_context& io, tcp::acceptor a, std::string n, ListenerConfig c, std::shared_ptr<TlsContext> t)
+      : acceptor(std::move(a)), retry(io), name(std::move(n)), config(std::move(c)), tls(std::move(t)) {}
   tcp::acceptor acceptor;
   asio::steady_timer retry;
   std::string name;
+  ListenerConfig config;
+  std::shared_ptr<TlsContext> tls;  // tls, wss: replaced on SIGHUP
 };
+
+const char* handshake_name(Transport t) {
+  switch (t) {
+    case Transport::tls: return "TLS handshake";
+    case Transport::ws: return "WebSocket upgrade";
+    case Transport::wss: return "TLS/WebSocket handshake";
+    case Transport::tcp: break;
+  }
+  return "handshake";
+}
 
 }  // namespace
 
 struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   Impl(broker::BrokerConfig config, const StoreFactory& make_store, broker::Policy* custom_policy)
-      : io(1), scratch(kScratchBytes), policy(custom_policy != nullptr ? custom_policy : &allow_all) {
+      : io(1), scratch(kScratchBytes), write_scratch(TlsStream::kRecordBytes), policy(custom_policy != nullptr ? custom_policy : &allow_all) {
     if (make_store) {
       store = make_store([this](std::function<void()> fn) { asio::post(io, std::move(fn)); });
     }
@@ -153,6 +265,13 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     const auto failed = [&wanted](std::string_view what, const error_code& ec) {
       return make_unexpected(fmt::format("cannot listen on {}: {}{}", wanted, what, ec.message()));
     };
+    std::shared_ptr<TlsContext> tls;
+    if (uses_tls(config.transport)) {
+      auto created = TlsContext::create(config);
+      if (!created) return make_unexpected(fmt::format("cannot listen on {} ({}): {}", wanted,
+                                                       transport_name(config.transport), created.error()));
+      tls = std::move(*created);
+    }
     error_code ec;
     tcp::endpoint endpoint;
     const auto address = asio::ip::make_address(config.host, ec);
@@ -178,8 +297,17 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) return failed("", ec);
     const auto local = acceptor.local_endpoint(ec);
     if (ec) return failed("", ec);
-    listeners.push_back(std::make_unique<Listener>(io, std::move(acceptor), format_endpoint(local)));
-    log::info(kLog, "listening on {}", listeners.back()->name);
+    listeners.push_back(
+        std::make_unique<Listener>(io, std::move(acceptor), format_endpoint(local), config, std::move(tls)));
+    if (config.transport == net::Transport::tcp) {
+      log::info(kLog, "listening on {}", listeners.back()->name);
+    } else {
+      log::info(kLog, "listening on {} ({}{}{})", listeners.back()->name, transport_name(config.transport),
+                uses_tls(config.transport)
+                    ? fmt::format(", client certificates {}", client_certificates_name(config.client_certificates))
+                    : std::string(),
+                config.psk_file.empty() ? "" : ", PSK");
+    }
     return {};
   }
 
@@ -195,12 +323,12 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
         });
         return;
       }
-      on_accepted(std::move(socket));
+      on_accepted(listener, std::move(socket));
       accept_next(listener);
     });
   }
 
-  void on_accepted(tcp::socket socket) {
+  void on_accepted(Listener& listener, tcp::socket socket) {
     error_code ec;
     const auto remote = socket.remote_endpoint(ec);
     if (ec) return;  // the peer is already gone
@@ -210,11 +338,83 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       return;
     }
     const ConnectionId id = ++next_connection_id;
-    auto conn = std::make_shared<Connection>(id, std::move(socket));
-    connections.emplace(id, conn);
+    const net::Transport transport = listener.config.transport;
     std::string peer = format_endpoint(remote);
-    log::debug(kLog, "connection {} from {}", id, peer);
-    if (!broker->connection_opened(id, std::move(peer))) {
+    std::shared_ptr<Connection> conn;
+    try {
+      switch (transport) {
+        case net::Transport::tcp: conn = std::make_shared<Connection>(id, Stream(std::move(socket))); break;
+        case net::Transport::tls:
+          conn = std::make_shared<Connection>(
+              id, Stream(std::make_unique<TlsStream>(std::move(socket), listener.tls, write_scratch)));
+          break;
+        case net::Transport::ws:
+        case net::Transport::wss:
+          conn = std::make_shared<Connection>(
+              id, Stream(std::make_unique<WsStream>(std::move(socket), transport == net::Transport::wss ? listener.tls : nullptr,
+                                                    listener.config.ws_path)));
+          break;
+      }
+    } catch (const std::exception& e) {
+      log::warn(kLog, "cannot set up a {} connection from {}: {}", transport_name(transport), peer, e.what());
+      return;
+    }
+    connections.emplace(id, conn);
+    log::debug(kLog, "connection {} from {} on {}", id, peer, listener.name);
+    if (transport != net::Transport::tcp) {
+      start_handshake(conn, listener, std::move(peer));
+      return;
+    }
+    open_connection(conn, std::move(peer), std::nullopt);
+  }
+
+  void start_handshake(const ConnectionPtr& conn, const Listener& listener, std::string peer) {
+    conn->state = Connection::State::handshaking;
+    conn->handshake = std::make_unique<Handshake>(io, std::move(peer), listener.name, listener.config.transport);
+    conn->handshake->deadline.expires_after(std::chrono::milliseconds(listener.config.handshake_timeout_ms));
+    conn->handshake->deadline.async_wait(
+        [this, conn, timeout_ms = listener.config.handshake_timeout_ms](error_code ec) {
+          if (ec || conn->state != Connection::State::handshaking) return;
+          ++transport_stats.handshakes_timed_out;
+          log::warn(kLog, "{} with {} on {} timed out after {} ms; connection closed",
+                    handshake_name(conn->handshake->transport), conn->handshake->peer, conn->handshake->listener,
+                    timeout_ms);
+          destroy(conn);
+        });
+    auto done = [this, conn](error_code ec, std::string reason) { on_handshake(conn, ec, std::move(reason)); };
+    if (auto* tls = conn->stream.tls()) {
+      tls->async_handshake(std::move(done));
+    } else {
+      conn->stream.ws()->async_handshake(std::move(done));
+    }
+  }
+
+  void on_handshake(const ConnectionPtr& conn, const error_code& ec, std::string reason) {
+    if (conn->state != Connection::State::handshaking) return;  // timed out or shut down
+    if (ec) {
+      ++transport_stats.handshakes_failed;
+      log::warn(kLog, "{} with {} on {} failed: {}", handshake_name(conn->handshake->transport),
+                conn->handshake->peer, conn->handshake->listener, reason.empty() ? ec.message() : reason);
+      destroy(conn);
+      return;
+    }
+    auto identity = conn->stream.identity();
+    std::string peer = std::move(conn->handshake->peer);
+    conn->handshake.reset();
+    conn->state = Connection::State::open;
+    if (const auto* tls = conn->stream.tls()) {
+      log::debug(kLog, "connection {} from {}: {} established, identity {}", conn->id, peer, tls->version(),
+                 identity ? fmt::format("'{}'", *identity) : std::string("none"));
+    } else {
+      log::debug(kLog, "connection {} from {}: WebSocket open, identity {}", conn->id, peer,
+                 identity ? fmt::format("'{}'", *identity) : std::string("none"));
+    }
+    open_connection(conn, std::move(peer), std::move(identity));
+  }
+
+  void open_connection(const ConnectionPtr& conn, std::string peer, std::optional<std::string> identity) {
+    const ConnectionId id = conn->id;
+    if (!broker->connection_opened(id, std::move(peer), std::move(identity))) {
       log::debug(kLog, "connection {} refused", id);
       if (conn->state == Connection::State::open) destroy(conn);
       return;
@@ -227,7 +427,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   void start_wait(const ConnectionPtr& conn) {
     if (conn->read_waiting) return;
     conn->read_waiting = true;
-    conn->socket.async_wait(tcp::socket::wait_read, [this, conn](error_code ec) {
+    conn->stream.async_wait_readable([this, conn](error_code ec) {
       conn->read_waiting = false;
       if (conn->state == Connection::State::closed || ec == asio::error::operation_aborted) return;
       if (ec) {
@@ -235,6 +435,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
         return;
       }
       if (conn->state == Connection::State::lingering) {
+        if (conn->stream.ws() != nullptr) return;  // the WebSocket close handshake reads
         discard_input(conn);
       } else if (conn->state == Connection::State::open && conn->reading_enabled) {
         read_available(conn);
@@ -245,7 +446,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   void read_available(const ConnectionPtr& conn) {
     for (int i = 0; i < kReadsPerWakeup; ++i) {
       error_code ec;
-      const std::size_t n = conn->socket.read_some(asio::buffer(scratch), ec);
+      const std::size_t n = conn->stream.read_some(asio::buffer(scratch), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) {
         fail(conn, ec);
@@ -282,7 +483,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   void discard_input(const ConnectionPtr& conn) {
     for (int i = 0; i < kReadsPerWakeup; ++i) {
       error_code ec;
-      conn->socket.read_some(asio::buffer(scratch), ec);
+      conn->stream.read_some(asio::buffer(scratch), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) {
         destroy(conn);
@@ -342,8 +543,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     c.pending_bytes -= bytes;
     c.writing_bytes = bytes;
     c.write_active = true;
-    asio::async_write(c.socket, WriteBuffers(c.writing),
-                      [this, conn](error_code ec, std::size_t) { on_written(conn, ec); });
+    c.stream.async_write(c.writing, [this, conn](error_code ec) { on_written(conn, ec); });
   }
 
   void on_written(const ConnectionPtr& conn, const error_code& ec) {
@@ -372,6 +572,10 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
 
   // The broker (or shutdown) closes: write what is queued, then shut down and close.
   void close_connection(const ConnectionPtr& conn) {
+    if (conn->state == Connection::State::handshaking) {
+      destroy(conn);
+      return;
+    }
     if (conn->state != Connection::State::open) return;
     conn->state = Connection::State::flushing;
     conn->reading_enabled = false;
@@ -386,8 +590,12 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
 
   void begin_linger(const ConnectionPtr& conn) {
     conn->state = Connection::State::lingering;
+    if (auto* ws = conn->stream.ws()) {
+      ws->async_close([this, conn](error_code) { destroy(conn); });
+      return;
+    }
     error_code ec;
-    conn->socket.shutdown(tcp::socket::shutdown_send, ec);
+    conn->stream.shutdown_send(ec);
     if (ec) {
       destroy(conn);
       return;
@@ -408,8 +616,9 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     if (conn->state == Connection::State::closed) return;
     conn->state = Connection::State::closed;
     error_code ignored;
-    conn->socket.close(ignored);
+    conn->stream.close(ignored);
     if (conn->close_deadline) conn->close_deadline->cancel();
+    if (conn->handshake) conn->handshake->deadline.cancel();
     connections.erase(conn->id);
     if (stopping && connections.empty()) finish_shutdown();
   }
@@ -491,7 +700,9 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       log::info(kLog, "{} received, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
       begin_shutdown();
     });
-    if (!reload_handlers.empty()) wait_for_reload();
+    const bool has_tls = std::any_of(listeners.begin(), listeners.end(),
+                                     [](const auto& l) { return uses_tls(l->config.transport); });
+    if (!reload_handlers.empty() || has_tls) wait_for_reload();
     for (const auto& listener : listeners) accept_next(*listener);
     io.run();
     signals.reset();
@@ -504,9 +715,26 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     hangup->async_wait([this](error_code ec, int) {
       if (ec || stopping) return;
       log::info(kLog, "SIGHUP received, reloading");
+      reload_certificates();
       for (auto& handler : reload_handlers) handler();
       wait_for_reload();
     });
+  }
+
+  // New connections get the new context; existing ones keep the one they started with.
+  void reload_certificates() {
+    for (const auto& listener : listeners) {
+      if (!uses_tls(listener->config.transport)) continue;
+      auto created = TlsContext::create(listener->config);
+      if (!created) {
+        ++transport_stats.certificate_reloads_failed;
+        log::error(kLog, "listener {}: certificates not reloaded, keeping the previous ones: {}", listener->name,
+                   created.error());
+        continue;
+      }
+      listener->tls = std::move(*created);
+      log::info(kLog, "listener {}: certificates reloaded", listener->name);
+    }
   }
 
   void begin_shutdown() {
@@ -548,6 +776,8 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
 
   asio::io_context io;
   std::vector<char> scratch;
+  std::vector<char> write_scratch;  // TLS records are staged here
+  TransportStats transport_stats;
   std::unique_ptr<broker::Store> store;  // after io: it may post to io until destroyed
   broker::AllowAllPolicy allow_all;
   broker::Policy* policy;  // allow_all unless the app gave one; it outlives the server
@@ -585,6 +815,8 @@ Expected<void, std::string> Server::listen(const std::vector<ListenerConfig>& li
   }
   return {};
 }
+
+TransportStats Server::transport_stats() const { return impl_->transport_stats; }
 
 std::vector<std::string> Server::bound_endpoints() const {
   std::vector<std::string> out;

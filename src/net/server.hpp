@@ -1,4 +1,4 @@
-// Server: TCP listeners on Boost.Asio feeding one Broker. Implements the broker's
+// Server: TCP, TLS and WebSocket listeners on Boost.Asio feeding one Broker. Implements the broker's
 // Transport, Timers and Clock on one io_context.
 //
 // Reading: each connection waits for readability (async_wait), then reads into a
@@ -32,6 +32,13 @@ using PostFn = std::function<void(std::function<void()>)>;
 // Without one the server keeps its state in memory.
 using StoreFactory = std::function<std::unique_ptr<broker::Store>(PostFn post)>;
 
+// Failures of the transports, counted since start (the server's thread reads them).
+struct TransportStats {
+  std::uint64_t handshakes_failed = 0;     // TLS handshake or WebSocket upgrade refused
+  std::uint64_t handshakes_timed_out = 0;  // not completed within the listener's timeout
+  std::uint64_t certificate_reloads_failed = 0;
+};
+
 class Server {
  public:
   // `policy` (authentication, ACLs, quotas...) must outlive the server; null: allow all.
@@ -44,10 +51,13 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds every listener. Error text names the address and the reason.
+  // Binds every listener (TLS listeners load their files first; SIGHUP reloads them).
+  // Error text names the address and the reason.
   Expected<void, std::string> listen(const std::vector<ListenerConfig>& listeners);
   // "host:port" of every bound listener, in order.
   std::vector<std::string> bound_endpoints() const;
+  // Call on the server's thread.
+  TransportStats transport_stats() const;
   // Runs until stop() or SIGINT/SIGTERM; then shuts the broker down cleanly.
   void run();
   void stop();

@@ -174,7 +174,7 @@ TEST(ConfigErrors, BadStrings) {
 TEST(ConfigErrors, UnknownKeysNameTheKeyLineAndAllowedKeys) {
   EXPECT_EQ(parse_error("node_name = \"a\"\nnodename = \"b\""),
             "t.toml:2: unknown key 'nodename' (allowed keys: node_name, log_level, durability, data_dir, listener, "
-            "stream, limits, features, sys, admin, log, alerts)");
+            "stream, limits, features, sys, admin, log, alerts, tracing, security)");
   EXPECT_EQ(parse_error("[limits]\nmax_connections = 5\nmax_conections = 6"),
             "t.toml:3: unknown key 'limits.max_conections' (allowed keys: max_connections, max_packet_size, "
             "receive_maximum, max_inflight_out, max_queued_messages, max_queued_bytes, queue_full_policy, "
@@ -184,7 +184,8 @@ TEST(ConfigErrors, UnknownKeysNameTheKeyLineAndAllowedKeys) {
             "t.toml:2: unknown key 'features.retain' (allowed keys: retain_available, wildcard_subscriptions, "
             "shared_subscriptions, subscription_identifiers)");
   EXPECT_EQ(parse_error("[[listener]]\naddress = \"127.0.0.1:1\"\nport = 5"),
-            "t.toml:3: unknown key 'listener[0].port' (allowed keys: address)");
+            "t.toml:3: unknown key 'listener[0].port' (allowed keys: address, transport, cert, key, ca, crl, psk_file, "
+            "client_certificates, handshake_timeout_ms, ws_path)");
   EXPECT_EQ(parse_error("[sys]\nintervall = 5"), "t.toml:2: unknown key 'sys.intervall' (allowed keys: interval_s)");
 }
 
