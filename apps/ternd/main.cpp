@@ -141,6 +141,20 @@ int run(const tern::ternd::CommandLine& cl) {
   sources.subscriptions = [&broker] { return broker.subscriptions(); };
   sources.queued_messages_total = [&broker] { return broker.queued_messages_total(); };
   sources.inflight_messages_total = [&broker] { return broker.inflight_messages_total(); };
+  sources.extra_metrics = [&security, &server] {
+    std::string out = tern::policy::format_policy_metrics((*security)->stats());
+    const auto t = server.transport_stats();
+    out += "# HELP tern_transport_handshakes_failed_total TLS handshakes or WebSocket upgrades refused.\n"
+           "# TYPE tern_transport_handshakes_failed_total counter\n";
+    out += fmt::format("tern_transport_handshakes_failed_total {}\n", t.handshakes_failed);
+    out += "# HELP tern_transport_handshakes_timed_out_total Handshakes not completed within the listener's timeout.\n"
+           "# TYPE tern_transport_handshakes_timed_out_total counter\n";
+    out += fmt::format("tern_transport_handshakes_timed_out_total {}\n", t.handshakes_timed_out);
+    out += "# HELP tern_transport_certificate_reloads_failed_total Certificate reloads (SIGHUP) that failed.\n"
+           "# TYPE tern_transport_certificate_reloads_failed_total counter\n";
+    out += fmt::format("tern_transport_certificate_reloads_failed_total {}\n", t.certificate_reloads_failed);
+    return out;
+  };
   sources.store_metrics = [&sqlite]() -> std::optional<tern::admin::StoreMetrics> {
     if (sqlite == nullptr) return std::nullopt;
     const auto m = sqlite->metrics();

@@ -38,6 +38,25 @@ void render_broker(PrometheusWriter& w, const broker::BrokerStats& s) {
 
   w.single("tern_protocol_errors_total", C::counter, "Connections closed for malformed or invalid input.",
            s.protocol_errors);
+
+  w.family("tern_messages_received_by_qos_total", C::counter, "PUBLISH packets accepted from clients, by QoS.");
+  for (std::size_t q = 0; q < 3; ++q) {
+    w.sample("tern_messages_received_by_qos_total", {{"qos", std::to_string(q)}}, s.messages_received_qos[q]);
+  }
+  w.family("tern_messages_sent_by_qos_total", C::counter, "PUBLISH packets sent to clients, by QoS.");
+  for (std::size_t q = 0; q < 3; ++q) {
+    w.sample("tern_messages_sent_by_qos_total", {{"qos", std::to_string(q)}}, s.messages_sent_qos[q]);
+  }
+  w.family("tern_publishes_refused_total", C::counter,
+           "PUBLISH packets refused by the ACL or the policy (quotas, schemas, signatures), by reason.");
+  w.sample("tern_publishes_refused_total", {{"reason", "not_authorized"}}, s.publishes_refused_not_authorized);
+  w.sample("tern_publishes_refused_total", {{"reason", "too_large"}}, s.publishes_refused_too_large);
+  w.sample("tern_publishes_refused_total", {{"reason", "message_rate"}}, s.publishes_refused_rate);
+  w.sample("tern_publishes_refused_total", {{"reason", "quota"}}, s.publishes_refused_quota);
+  w.sample("tern_publishes_refused_total", {{"reason", "payload_format"}}, s.publishes_refused_payload);
+  w.sample("tern_publishes_refused_total", {{"reason", "other"}}, s.publishes_refused_other);
+  w.single("tern_subscriptions_refused_total", C::counter, "Subscriptions refused in SUBACK.",
+           s.subscriptions_refused);
 }
 
 void render_store(PrometheusWriter& w, const StoreMetrics& s) {
@@ -112,6 +131,7 @@ MetricsSnapshot collect_metrics(const Sources& sources) {
   if (sources.store_metrics) snap.store = sources.store_metrics();
   snap.process = read_process_stats();
   snap.log_lines = log::lines_written();
+  if (sources.extra_metrics) snap.extra = sources.extra_metrics();
   return snap;
 }
 
@@ -159,7 +179,9 @@ std::string render_metrics(const MetricsSnapshot& snap) {
              "Admin connections closed at once because the connection limit was reached.",
              snap.admin->connections_refused);
   }
-  return std::move(w).take();
+  std::string out = std::move(w).take();
+  out += snap.extra;
+  return out;
 }
 
 }  // namespace tern::admin

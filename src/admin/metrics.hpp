@@ -49,6 +49,7 @@ struct MetricsSnapshot {
   std::vector<AlertStatus> alerts;
   std::uint64_t log_lines = 0;
   std::optional<AdminCounters> admin;
+  std::string extra;  // rendered families from Sources::extra_metrics
 };
 
 MetricsSnapshot collect_metrics(const Sources& sources);

@@ -49,6 +49,8 @@ struct Sources {
   std::function<std::size_t()> queued_messages_total;
   std::function<std::size_t()> inflight_messages_total;
   std::function<std::optional<StoreMetrics>()> store_metrics;
+  // Further metric families in Prometheus text, appended as they come (policy, transport).
+  std::function<std::string()> extra_metrics;
   std::vector<ReadinessCheck> readiness;
 };
 
