@@ -64,6 +64,15 @@ struct ServiceOptions {
   // /readyz reports "overloaded" from this many unacknowledged publishes on;
   // 0: 90 % of client.outbox_capacity.
   std::size_t overload_outbox_depth = 0;
+  // OTLP/HTTP collector ("http://HOST:PORT/v1/traces") for the service's spans: a
+  // CONSUMER span "process {topic}" for each handler call on an event whose traceparent
+  // is sampled, a PRODUCER span "publish {topic}" for each publish in a sampled trace.
+  // Empty: no spans are recorded (traceparents are still propagated).
+  std::string trace_endpoint;
+  // Share of new traces (publishes outside a handler) that are sampled; an incoming
+  // traceparent's sampled flag is never overruled. Use the broker's ratio so that a
+  // trace is kept or dropped whole.
+  double trace_sample_ratio = 1.0;
 };
 
 class Service;

@@ -24,6 +24,7 @@
 #include "sdk/metrics.hpp"
 #include "sdk/text.hpp"
 #include "sdk/trace.hpp"
+#include "trace/tracing.hpp"
 
 namespace tern {
 
@@ -90,6 +91,8 @@ class HandledStore {
   sqlite3_stmt* insert_ = nullptr;
 };
 
+trace::TraceContext to_trace_context(const sdk::TraceContext& c) { return {c.trace_id, c.parent_id, c.flags}; }
+
 std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -123,6 +126,7 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
     Message message;
     AckFunction ack;
     sdk::TraceContext trace;
+    bool trace_from_message = false;  // false: a new trace, since the event carried none
     std::size_t remaining = 0;
   };
 
@@ -143,6 +147,19 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
       }
     }
     if (auto ec = state_.open()) return ec;
+    if (!options_.trace_endpoint.empty() && !tracing_) {
+      trace::TracingOptions t;
+      t.endpoint = options_.trace_endpoint;
+      t.sample_ratio = options_.trace_sample_ratio;
+      t.service_name = options_.name.empty() ? "tern-service" : options_.name;
+      t.resource_attributes.push_back(trace::Attribute{"service.instance.id", client_.client_id()});
+      auto tracing = trace::Tracing::start(std::move(t));
+      if (!tracing) {
+        trace_error_ = tracing.error();
+        return Errc::invalid_argument;
+      }
+      tracing_ = std::move(*tracing);
+    }
     if (!options_.http_listen.empty() && !http_) {
       std::weak_ptr<Impl> weak = weak_from_this();
       auto endpoint = sdk::HttpEndpoint::start(io_, options_.http_listen, [weak](std::string_view path) {
@@ -207,6 +224,7 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
     const std::string* parent = m.user_property(kTraceparentProperty);
     auto parsed = parent ? sdk::parse_traceparent(*parent) : std::nullopt;
     run->trace = parsed ? *parsed : sdk::new_trace();
+    run->trace_from_message = parsed.has_value();
     run->message = std::move(m);
     run->ack = std::move(ack);
     run->remaining = matched.size();
@@ -217,7 +235,20 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
   void attempt(const std::shared_ptr<Run>& run, const Handler& handler, unsigned number) {
     Outcome outcome;
     const auto started = std::chrono::steady_clock::now();
-    current_trace_ = run->trace;
+    // The handler's publishes become children of the process span when there is one, so
+    // the trace continues through this service instead of restarting at each hop.
+    std::optional<trace::Span> span;
+    if (tracing_ && run->trace_from_message && tracing_->should_sample(to_trace_context(run->trace))) {
+      span = trace::Span::child_of(to_trace_context(run->trace), "process " + run->message.topic, trace::SpanKind::consumer);
+      span->set("messaging.system", "mqtt");
+      span->set("messaging.operation.type", "process");
+      span->set("messaging.destination.name", run->message.topic);
+      span->set("tern.service", options_.name);
+      span->set("tern.attempt", static_cast<std::int64_t>(number));
+      current_trace_ = sdk::TraceContext{span->trace_id, span->span_id, run->trace.flags};
+    } else {
+      current_trace_ = run->trace;
+    }
     try {
       outcome = handler(Event(run->message, number, sdk::format_traceparent(run->trace)));
     } catch (const std::exception& e) {
@@ -226,6 +257,11 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
       outcome = Outcome::failure("unknown exception");
     }
     current_trace_.reset();
+    if (span) {
+      if (!outcome.ok) span->fail(outcome.error);
+      span->end();
+      tracing_->record(std::move(*span));
+    }
     stats_.handler_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (outcome.ok) {
       ++stats_.handled;
@@ -272,11 +308,55 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
 
   std::error_code publish(Message m, PublishCallback done) {
     if (!m.user_property(kTernIdProperty)) m.set_user_property(kTernIdProperty, fmt::format("{}-{}", id_prefix_, ++sequence_));
-    if (!m.user_property(kTraceparentProperty)) {
-      const auto context = current_trace_ ? sdk::child_of(*current_trace_) : sdk::new_trace();
-      m.set_user_property(kTraceparentProperty, sdk::format_traceparent(context));
+    if (m.user_property(kTraceparentProperty)) return client_.publish(std::move(m), std::move(done));
+    sdk::TraceContext context;
+    bool sampled = false;
+    if (current_trace_) {
+      context = sdk::child_of(*current_trace_);
+      sampled = tracing_ && tracing_->should_sample(to_trace_context(*current_trace_));
+    } else {
+      context = sdk::new_trace();
+      if (tracing_) {
+        // The decision travels in the flags, so the broker and the consumers follow it.
+        sampled = tracing_->should_sample_root(context.trace_id);
+        context.flags = sampled ? trace::kSampledFlag : std::uint8_t{0};
+      }
     }
-    return client_.publish(std::move(m), std::move(done));
+    m.set_user_property(kTraceparentProperty, sdk::format_traceparent(context));
+    if (!sampled) return client_.publish(std::move(m), std::move(done));
+
+    // The span id in the traceparent is this span's, so the broker's span is its child.
+    auto span = std::make_shared<std::optional<trace::Span>>(trace::Span{});
+    trace::Span& s = **span;
+    s.trace_id = context.trace_id;
+    s.span_id = context.parent_id;
+    if (current_trace_) s.parent_span_id = current_trace_->parent_id;
+    s.name = "publish " + m.topic;
+    s.kind = trace::SpanKind::producer;
+    s.start_unix_nanos = trace::unix_nanos_now();
+    s.set("messaging.system", "mqtt");
+    s.set("messaging.operation.type", "publish");
+    s.set("messaging.destination.name", m.topic);
+    s.set("tern.service", options_.name);
+    s.set("tern.qos", static_cast<std::int64_t>(m.qos));
+    // Ends when the broker acknowledged (QoS 0: when written), or at once on an error
+    // that publish() returns itself; whichever comes first records it.
+    std::weak_ptr<Impl> weak = weak_from_this();
+    auto finish_span = [weak, span](std::error_code ec) {
+      auto self = weak.lock();
+      if (!self || !self->tracing_ || !*span) return;
+      trace::Span done_span = std::move(**span);
+      span->reset();
+      if (ec) done_span.fail(ec.message());
+      done_span.end();
+      self->tracing_->record(std::move(done_span));
+    };
+    auto ec = client_.publish(std::move(m), [finish_span, done = std::move(done)](std::error_code e, std::uint8_t reason) {
+      finish_span(e);
+      if (done) done(e, reason);
+    });
+    if (ec) finish_span(ec);
+    return ec;
   }
 
   void respond(std::string filter, Responder responder) {
@@ -346,6 +426,7 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
       auto callbacks = std::move(self->stop_callbacks_);
       self->stop_callbacks_.clear();
       if (self->http_) self->http_->close();
+      if (self->tracing_) self->tracing_->flush();
       for (auto& cb : callbacks) cb();
     });
   }
@@ -402,6 +483,8 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
   std::vector<Registration> registrations_;
   std::map<std::string, PendingRequest> requests_;
   std::optional<sdk::TraceContext> current_trace_;
+  std::unique_ptr<trace::Tracing> tracing_;
+  std::string trace_error_;
   std::size_t inflight_ = 0;
   bool started_ = false;
   bool stopping_ = false;

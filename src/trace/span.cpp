@@ -7,7 +7,7 @@
 #include <iterator>
 #include <utility>
 
-#include "core/topic.hpp"
+#include "core/json_text.hpp"
 
 namespace tern::trace {
 
@@ -54,58 +54,10 @@ void Span::set(std::string key, bool value) { attributes.push_back({std::move(ke
 
 namespace {
 
-std::size_t utf8_length_at(std::string_view s, std::size_t i) noexcept {
-  const auto lead = static_cast<unsigned char>(s[i]);
-  std::size_t len = 0;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    len = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    len = 3;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    len = 4;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  return is_valid_mqtt_utf8(s.substr(i, len)) ? len : 0;
-}
-
-void append_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t len = utf8_length_at(s, i);
-      if (len == 0) {
-        out.append("\\ufffd");
-        ++i;
-      } else {
-        out.append(s.substr(i, len));
-        i += len;
-      }
-      continue;
-    }
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c == 0x7F) {
-      out.append("\\u00");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-    ++i;
-  }
-  out.push_back('"');
-}
-
 void append_value(std::string& out, const AttributeValue& value) {
   if (const auto* s = std::get_if<std::string>(&value)) {
     out.append("{\"stringValue\":");
-    append_string(out, *s);
+    append_json_string(out, *s);
     out.push_back('}');
   } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
     // proto3 JSON writes 64-bit integers as strings.
@@ -129,7 +81,7 @@ void append_attributes(std::string& out, const std::vector<Attribute>& attribute
     if (!first) out.push_back(',');
     first = false;
     out.append("{\"key\":");
-    append_string(out, a.key);
+    append_json_string(out, a.key);
     out.append(",\"value\":");
     append_value(out, a.value);
     out.push_back('}');
@@ -139,15 +91,15 @@ void append_attributes(std::string& out, const std::vector<Attribute>& attribute
 
 void append_span(std::string& out, const Span& s) {
   out.append("{\"traceId\":");
-  append_string(out, s.trace_id);
+  append_json_string(out, s.trace_id);
   out.append(",\"spanId\":");
-  append_string(out, s.span_id);
+  append_json_string(out, s.span_id);
   if (!s.parent_span_id.empty()) {
     out.append(",\"parentSpanId\":");
-    append_string(out, s.parent_span_id);
+    append_json_string(out, s.parent_span_id);
   }
   out.append(",\"name\":");
-  append_string(out, s.name);
+  append_json_string(out, s.name);
   fmt::format_to(std::back_inserter(out), ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\"",
                  static_cast<int>(s.kind), s.start_unix_nanos, std::max(s.end_unix_nanos, s.start_unix_nanos));
   out.append(",\"attributes\":");
@@ -155,7 +107,7 @@ void append_span(std::string& out, const Span& s) {
   fmt::format_to(std::back_inserter(out), ",\"status\":{{\"code\":{}", static_cast<int>(s.status));
   if (!s.status_message.empty()) {
     out.append(",\"message\":");
-    append_string(out, s.status_message);
+    append_json_string(out, s.status_message);
   }
   out.append("}}");
 }
@@ -175,10 +127,10 @@ std::string encode_otlp_json(const Resource& resource, const std::vector<Span>& 
   out.append("{\"resourceSpans\":[{\"resource\":{\"attributes\":");
   append_attributes(out, resource_attributes);
   out.append("},\"scopeSpans\":[{\"scope\":{\"name\":");
-  append_string(out, scope_name);
+  append_json_string(out, scope_name);
   if (!scope_version.empty()) {
     out.append(",\"version\":");
-    append_string(out, scope_version);
+    append_json_string(out, scope_version);
   }
   out.append("},\"spans\":[");
   bool first = true;
