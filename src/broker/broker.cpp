@@ -404,6 +404,7 @@ struct Broker::Impl {
       ++it;
     }
     stats.retained_messages = retained.size();
+    shared_encoding = SharedEncoding{};  // keyed by address: valid only while the messages are pinned
   }
 
   // ---------------------------------------------------------------- routing
