@@ -1,5 +1,6 @@
 #include "engine.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <deque>
 #include <limits>
@@ -25,7 +27,11 @@
 #include <variant>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
 #include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "mqtt/codec.hpp"
 
@@ -49,7 +55,38 @@ constexpr std::uint64_t kNoTarget = std::numeric_limits<std::uint64_t>::max();
 
 enum class Phase : int { connecting, running, draining, done };
 enum class Role : std::uint8_t { publisher, subscriber, requester, responder, idle };
-enum class ConnState : std::uint8_t { waiting, tcp_connecting, awaiting_connack, awaiting_suback, ready, closed };
+enum class ConnState : std::uint8_t {
+  waiting,
+  tcp_connecting,
+  tls_handshaking,
+  awaiting_connack,
+  awaiting_suback,
+  ready,
+  closed
+};
+
+struct SslFree {
+  void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
+};
+
+// Why a TLS operation failed: the certificate verification result when that is what
+// failed, else OpenSSL's error queue (which this clears), else errno.
+std::string tls_failure(SSL* ssl, int error) {
+  if (const long verify = ssl != nullptr ? SSL_get_verify_result(ssl) : X509_V_OK; verify != X509_V_OK) {
+    ERR_clear_error();
+    return fmt::format("certificate verification failed: {}", X509_verify_cert_error_string(verify));
+  }
+  std::string text;
+  while (const unsigned long e = ERR_get_error()) {
+    char buffer[256];
+    ERR_error_string_n(e, buffer, sizeof buffer);
+    if (!text.empty()) text += "; ";
+    text += buffer;
+  }
+  if (!text.empty()) return text;
+  if (error == SSL_ERROR_SYSCALL) return errno != 0 ? std::strerror(errno) : "connection closed";
+  return fmt::format("SSL error {}", error);
+}
 
 // Packet identifiers in use on one connection, as a bitmap over 1..65535.
 class PacketIds {
@@ -130,6 +167,11 @@ struct Conn {
   std::string out;
   std::size_t out_pos = 0;
   std::string partial;  // bytes of an incomplete packet
+  std::unique_ptr<SSL, SslFree> ssl;  // --tls: owns the session, not the socket
+  // OpenSSL may need the other direction to finish a read or a write (TLS 1.2
+  // renegotiation, 1.3 key updates): the socket event it waits for retries the operation.
+  bool write_wants_read = false;
+  bool read_wants_write = false;
   bool readable = false;
   bool writable = false;
   bool in_read_list = false;
@@ -155,6 +197,7 @@ struct Shared {
   const Options& opt;
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
+  std::optional<boost::asio::ssl::context> tls;  // --tls; SSL_new from every worker
   std::uint64_t fan = 1;  // deliveries each PUBLISH should cause
   std::uint64_t publisher_window = 0;  // messages one publisher may be ahead; 0: unbounded
   unsigned total_connections = 0;
@@ -239,7 +282,13 @@ class Worker {
   void start_connect(Conn& c);
   void on_event(Conn& c, std::uint32_t events);
   void on_connected(Conn& c);
+  void start_tls(Conn& c);
+  void continue_handshake(Conn& c);
+  void send_connect(Conn& c);
+  void mark_readable(Conn& c);
   void read_some(Conn& c);
+  void read_some_tls(Conn& c);
+  long write_some(Conn& c);
   bool parse(Conn& c, std::string_view data);
   bool handle_frame(Conn& c, const mqtt::Frame& frame);
   bool on_connack(Conn& c, const mqtt::Connack& ack);
@@ -331,6 +380,57 @@ void Worker::on_connected(Conn& c) {
     close_conn(c);
     return;
   }
+  if (shared_.tls) {
+    start_tls(c);
+  } else {
+    send_connect(c);
+  }
+}
+
+void Worker::start_tls(Conn& c) {
+  c.ssl.reset(SSL_new(shared_.tls->native_handle()));
+  if (!c.ssl || SSL_set_fd(c.ssl.get(), c.fd) != 1) {
+    conn_failed(c, fmt::format("TLS setup for {}: {}", c.client_id, tls_failure(c.ssl.get(), SSL_ERROR_SSL)));
+    return;
+  }
+  // The certificate must name the host the broker was addressed by.
+  in6_addr ip{};
+  const bool is_ip = inet_pton(AF_INET, opt_.host.c_str(), &ip) == 1 || inet_pton(AF_INET6, opt_.host.c_str(), &ip) == 1;
+  // SSL_set_tlsext_host_name, without the macro's C cast.
+  const auto send_sni = [&] {
+    return SSL_ctrl(c.ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                    const_cast<char*>(opt_.host.c_str())) == 1;
+  };
+  const bool named = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c.ssl.get()), opt_.host.c_str()) == 1
+                           : SSL_set1_host(c.ssl.get(), opt_.host.c_str()) == 1 && send_sni();
+  if (!named) {
+    conn_failed(c, fmt::format("TLS setup for {}: cannot verify the name {}", c.client_id, opt_.host));
+    return;
+  }
+  SSL_set_connect_state(c.ssl.get());
+  c.state = ConnState::tls_handshaking;
+  continue_handshake(c);
+}
+
+void Worker::continue_handshake(Conn& c) {
+  ERR_clear_error();
+  errno = 0;
+  const int rc = SSL_do_handshake(c.ssl.get());
+  if (rc == 1) {
+    // With read-ahead the handshake may have taken later bytes off the socket, which no
+    // edge-triggered event would announce.
+    c.writable = true;
+    mark_readable(c);
+    send_connect(c);
+    return;
+  }
+  const int error = SSL_get_error(c.ssl.get(), rc);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return;
+  conn_failed(c, fmt::format("TLS handshake with {}:{} failed ({}): {}", opt_.host, opt_.port, c.client_id,
+                             tls_failure(c.ssl.get(), error)));
+}
+
+void Worker::send_connect(Conn& c) {
   mqtt::Connect connect;
   connect.version = opt_.version;
   connect.clean_start = true;
@@ -352,19 +452,46 @@ void Worker::mark_dirty(Conn& c) {
   }
 }
 
+// Bytes written; 0 when the socket (or OpenSSL) must wait for an event; -1 after the
+// connection failed.
+long Worker::write_some(Conn& c) {
+  const char* data = c.out.data() + c.out_pos;
+  const std::size_t size = c.pending_bytes();
+  if (c.ssl) {
+    // Partial writes are enabled and the buffer may move between retries (SSL_CTX modes),
+    // because c.out grows and compacts while a record waits for the socket.
+    ERR_clear_error();
+    errno = 0;
+    const int n = SSL_write(c.ssl.get(), data, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
+    if (n > 0) return n;
+    const int error = SSL_get_error(c.ssl.get(), n);
+    if (error == SSL_ERROR_WANT_WRITE) return 0;
+    if (error == SSL_ERROR_WANT_READ) {
+      c.write_wants_read = true;
+      return 0;
+    }
+    conn_failed(c, fmt::format("TLS write to the broker failed ({}): {}", c.client_id, tls_failure(c.ssl.get(), error)));
+    return -1;
+  }
+  for (;;) {
+    const ssize_t n = send(c.fd, data, size, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    if (errno != EINTR) break;
+  }
+  conn_failed(c, fmt::format("write to the broker failed ({}): {}", c.client_id, std::strerror(errno)));
+  return -1;
+}
+
 void Worker::flush(Conn& c) {
   while (c.writable && c.fd >= 0 && c.pending_bytes() > 0) {
-    const ssize_t n = send(c.fd, c.out.data() + c.out_pos, c.pending_bytes(), MSG_NOSIGNAL);
-    if (n > 0) {
+    const long n = write_some(c);
+    if (n < 0) return;
+    if (n == 0) {
+      c.writable = false;
+    } else {
       c.out_pos += static_cast<std::size_t>(n);
       c.last_send_ns = now_;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      c.writable = false;
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      conn_failed(c, fmt::format("write to the broker failed ({}): {}", c.client_id, std::strerror(errno)));
-      return;
     }
   }
   if (c.pending_bytes() == 0) {
@@ -382,18 +509,27 @@ void Worker::conn_failed(Conn& c, std::string text) {
 }
 
 void Worker::close_conn(Conn& c) {
+  c.ssl.reset();
   if (c.fd >= 0) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
     close(c.fd);
     c.fd = -1;
   }
-  if (c.state == ConnState::tcp_connecting || c.state == ConnState::awaiting_connack ||
-      c.state == ConnState::awaiting_suback) {
+  if (c.state == ConnState::tcp_connecting || c.state == ConnState::tls_handshaking ||
+      c.state == ConnState::awaiting_connack || c.state == ConnState::awaiting_suback) {
     --pending_connects_;
   }
   c.state = ConnState::closed;
   c.readable = false;
   c.writable = false;
+}
+
+void Worker::mark_readable(Conn& c) {
+  c.readable = true;
+  if (!c.in_read_list) {
+    c.in_read_list = true;
+    read_list_.push_back(&c);
+  }
 }
 
 void Worker::on_event(Conn& c, std::uint32_t events) {
@@ -402,22 +538,85 @@ void Worker::on_event(Conn& c, std::uint32_t events) {
     if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
     c.writable = true;
     on_connected(c);
-    if (c.fd < 0) return;
+    if (c.fd < 0 || c.state == ConnState::tls_handshaking) return;
+  } else if (c.state == ConnState::tls_handshaking) {
+    continue_handshake(c);
+    return;
   }
-  if ((events & EPOLLOUT) != 0) {
+  const bool in = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  const bool out = (events & EPOLLOUT) != 0;
+  if (out || (in && c.write_wants_read)) {
+    c.write_wants_read = false;
     c.writable = true;
     if (c.pending_bytes() > 0) mark_dirty(c);
   }
-  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
-    c.readable = true;
-    if (!c.in_read_list) {
-      c.in_read_list = true;
-      read_list_.push_back(&c);
+  if (in || (out && c.read_wants_write)) {
+    c.read_wants_write = false;
+    mark_readable(c);
+  }
+}
+
+// OpenSSL hands out at most one record per SSL_read, so a short read says nothing about
+// the socket: reading goes on until OpenSSL wants more bytes than have arrived.
+void Worker::read_some_tls(Conn& c) {
+  enum class End : std::uint8_t { room, drained, closed, failed };
+  for (int round = 0; round < kReadsPerTurn && c.fd >= 0; ++round) {
+    std::size_t have = c.partial.size();
+    if (have >= scratch_.size()) {
+      conn_failed(c, "a packet larger than the read buffer");
+      return;
+    }
+    std::memcpy(scratch_.data(), c.partial.data(), have);
+    const std::size_t before = have;
+    End end = End::room;
+    std::string failure;
+    while (have < scratch_.size()) {
+      ERR_clear_error();
+      errno = 0;
+      const int n = SSL_read(c.ssl.get(), scratch_.data() + have,
+                             static_cast<int>(std::min<std::size_t>(scratch_.size() - have, INT_MAX)));
+      if (n > 0) {
+        have += static_cast<std::size_t>(n);
+        continue;
+      }
+      const int error = SSL_get_error(c.ssl.get(), n);
+      if (error == SSL_ERROR_WANT_READ) {
+        end = End::drained;
+      } else if (error == SSL_ERROR_WANT_WRITE) {
+        c.read_wants_write = true;
+        end = End::drained;
+      } else if (error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && errno == 0 &&
+                                                    ERR_peek_error() == 0)) {
+        end = End::closed;
+      } else {
+        end = End::failed;
+        failure = tls_failure(c.ssl.get(), error);
+      }
+      break;
+    }
+    // What arrived before a close may explain it (a DISCONNECT with a reason).
+    if (have > before) {
+      c.partial.clear();
+      if (!parse(c, std::string_view(scratch_.data(), have))) return;
+    }
+    switch (end) {
+      case End::room: break;
+      case End::drained: c.readable = false; return;
+      case End::closed:
+        conn_failed(c, fmt::format("the broker closed the connection of {}", c.client_id));
+        return;
+      case End::failed:
+        conn_failed(c, fmt::format("TLS read from the broker failed ({}): {}", c.client_id, failure));
+        return;
     }
   }
 }
 
 void Worker::read_some(Conn& c) {
+  if (c.ssl) {
+    read_some_tls(c);
+    return;
+  }
   for (int round = 0; round < kReadsPerTurn && c.fd >= 0; ++round) {
     const std::size_t have = c.partial.size();
     if (have >= scratch_.size()) {
@@ -1060,6 +1259,47 @@ bool resolve(const Options& opt, Shared& shared, std::string& error) {
   return true;
 }
 
+bool make_tls_context(const Options& opt, Shared& shared, std::string& error) {
+  namespace ssl = boost::asio::ssl;
+  ssl::context context(ssl::context::tls_client);
+  boost::system::error_code ec;
+  context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                          ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                      ec);
+  if (!ec) context.set_verify_mode(ssl::verify_peer, ec);
+  if (ec) {
+    error = fmt::format("TLS setup: {}", ec.message());
+    return false;
+  }
+  if (opt.cafile.empty()) {
+    context.set_default_verify_paths(ec);
+  } else {
+    context.load_verify_file(opt.cafile, ec);
+  }
+  if (ec) {
+    error = fmt::format("CA file {}: {}", opt.cafile.empty() ? "(system default)" : opt.cafile, ec.message());
+    return false;
+  }
+  if (!opt.cert.empty()) {
+    context.use_certificate_chain_file(opt.cert, ec);
+    if (ec) {
+      error = fmt::format("certificate {}: {}", opt.cert, ec.message());
+      return false;
+    }
+    context.use_private_key_file(opt.key, ssl::context::pem, ec);
+    if (ec) {
+      error = fmt::format("key {}: {}", opt.key, ec.message());
+      return false;
+    }
+  }
+  SSL_CTX* native = context.native_handle();
+  SSL_CTX_set_mode(native, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Fewer recv calls: OpenSSL reads as much as has arrived, not one record header at a time.
+  SSL_CTX_set_read_ahead(native, 1);
+  shared.tls.emplace(std::move(context));
+  return true;
+}
+
 void raise_file_limit(unsigned needed) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
@@ -1075,7 +1315,7 @@ void raise_file_limit(unsigned needed) {
 Result run_benchmark(const Options& opt) {
   Result result;
   Shared shared(opt);
-  if (!resolve(opt, shared, result.error)) {
+  if (!resolve(opt, shared, result.error) || (opt.tls && !make_tls_context(opt, shared, result.error))) {
     result.setup_failed = true;
     return result;
   }

@@ -15,6 +15,10 @@
 //   connection.
 // - Every payload starts with the publisher id, a sequence number and the send time, so
 //   each subscriber checks count, order and duplicates per publisher and records latency.
+// - With --tls each connection runs an OpenSSL session over its non-blocking socket (the
+//   SSL_CTX is a Boost.Asio ssl::context shared by the workers). SSL_read returns one
+//   record at a time, so a TLS connection is read until OpenSSL wants more bytes rather
+//   than until a short read; a handshake in progress counts as a pending connect.
 //
 // Thread-safety: run_benchmark is called once from one thread; it starts and joins its
 // workers.

@@ -77,9 +77,9 @@ void print_human(const Options& o, const Result& r, bool ok) {
       fmt::print("  broker memory not measured (give --broker-pid)\n");
     }
   } else {
-    fmt::print("tern-bench {}: QoS {}, {} B payload, v{}, {} publishers, {} subscribers, {} thread(s)\n", name,
+    fmt::print("tern-bench {}: QoS {}, {} B payload, v{}{}, {} publishers, {} subscribers, {} thread(s)\n", name,
                static_cast<unsigned>(o.qos), o.size, o.version == tern::mqtt::Version::v5 ? "5.0" : "3.1.1",
-               o.publishers, o.subscribers, o.threads);
+               o.tls ? " over TLS" : "", o.publishers, o.subscribers, o.threads);
     const char* what = o.scenario == Scenario::reqrep ? "round trips" : "deliveries";
     fmt::print("  sent      {:>12} msg in {:.2f} s: {:>12.0f} msg/s\n", r.sent, r.publish_seconds,
                per_second(static_cast<double>(r.sent), r.publish_seconds));
@@ -121,6 +121,7 @@ void print_json(const Options& o, const Result& r, bool ok) {
   field("publishers", std::to_string(o.publishers));
   field("subscribers", std::to_string(o.subscribers));
   field("threads", std::to_string(o.threads));
+  field("tls", o.tls ? "true" : "false");
   field("seconds", json_number(seconds));
   field("publish_seconds", json_number(r.publish_seconds));
   field("sent", std::to_string(r.sent));
@@ -215,6 +216,16 @@ int main(int argc, char** argv) {
   app.add_option("--topic-prefix", o.topic_prefix, "topic prefix (default tern-bench/<pid>)");
   app.add_option("--label", o.label, "copied into the JSON line (e.g. the broker's name)");
   app.add_flag("--json", o.json, "print one JSON line instead of the text report");
+  auto* tls = app.add_flag("--tls", o.tls,
+                           "connect over TLS; the broker's certificate must chain to --cafile and name --host");
+  app.add_option("--cafile", o.cafile, "PEM CAs the broker's certificate must chain to (default: the system's)")
+      ->check(CLI::ExistingFile)
+      ->needs(tls);
+  auto* cert = app.add_option("--cert", o.cert, "PEM client certificate chain (mTLS)")
+                   ->check(CLI::ExistingFile)
+                   ->needs(tls);
+  auto* key = app.add_option("--key", o.key, "PEM private key of --cert")->check(CLI::ExistingFile)->needs(cert);
+  cert->needs(key);
   CLI11_PARSE(app, argc, argv);
 
   o.scenario = scenarios.at(scenario);

@@ -48,6 +48,13 @@ struct Options {
   std::string topic_prefix;              // empty: "tern-bench/<pid>"
   std::string label;                     // copied into the JSON line
   bool json = false;
+  // TLS: the broker's certificate must chain to `cafile` (the system's CAs when empty) and
+  // name `host` (DNS or IP subject alternative name); `cert` and `key` present a client
+  // certificate (mTLS).
+  bool tls = false;
+  std::string cafile;
+  std::string cert;
+  std::string key;
 };
 
 // Fills the scenario-dependent defaults (counts, window, rate) for fields left at 0.
