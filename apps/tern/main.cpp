@@ -32,6 +32,12 @@ struct Common {
   std::uint16_t keep_alive = 30;
   int qos = 0;
   int connect_timeout_ms = 5000;
+  bool tls = false;
+  std::string cafile;
+  std::string cert;
+  std::string key;
+  std::string tls_server_name;
+  bool insecure = false;
 };
 
 void add_common(CLI::App& cmd, Common& c) {
@@ -44,6 +50,12 @@ void add_common(CLI::App& cmd, Common& c) {
   cmd.add_option("-k,--keepalive", c.keep_alive, "Keep-alive in seconds")->capture_default_str();
   cmd.add_option("-q,--qos", c.qos, "QoS 0, 1 or 2")->check(CLI::Range(0, 2))->capture_default_str();
   cmd.add_option("--connect-timeout", c.connect_timeout_ms, "Connect timeout in milliseconds")->capture_default_str();
+  cmd.add_flag("--tls", c.tls, "Connect with TLS (implied by the options below)");
+  cmd.add_option("--cafile", c.cafile, "PEM CAs the broker's certificate must chain to (default: the system's)");
+  cmd.add_option("--cert", c.cert, "Client certificate, PEM (mTLS; needs --key)");
+  cmd.add_option("--key", c.key, "Private key of --cert, PEM");
+  cmd.add_option("--tls-server-name", c.tls_server_name, "Name the broker's certificate must hold (default: --host)");
+  cmd.add_flag("--insecure", c.insecure, "TLS without checking the broker's certificate (tests only)");
 }
 
 tern::ClientOptions client_options(const Common& c, std::string_view prefix) {
@@ -58,14 +70,33 @@ tern::ClientOptions client_options(const Common& c, std::string_view prefix) {
   o.keep_alive = c.keep_alive;
   o.connect_timeout = std::chrono::milliseconds(c.connect_timeout_ms);
   o.auto_reconnect = false;
+  o.tls.enabled = c.tls || c.insecure || !c.cafile.empty() || !c.cert.empty() || !c.key.empty() ||
+                  !c.tls_server_name.empty();
+  o.tls.ca_file = c.cafile;
+  o.tls.cert_file = c.cert;
+  o.tls.key_file = c.key;
+  o.tls.server_name = c.tls_server_name;
+  o.tls.verify = !c.insecure;
   return o;
 }
 
-int connection_error(std::error_code ec, std::uint8_t reason, const Common& c) {
+// start() fails only on local files: the outbox, or TLS certificates and keys.
+int start_failed(std::error_code ec, const tern::Client& client) {
+  if (ec == tern::Errc::invalid_argument) {
+    std::cerr << "tern: " << client.last_error() << '\n';
+    return kUsage;
+  }
+  return kInternal;
+}
+
+// `detail`: Client::last_error(), which says e.g. why a TLS handshake failed.
+int connection_error(std::error_code ec, std::uint8_t reason, const Common& c, const std::string& detail) {
   if (ec == tern::Errc::connection_refused) {
     std::cerr << fmt::format("tern: connection to {}:{} refused by the broker (reason code 0x{:02x})\n", c.host, c.port, reason);
   } else if (ec == tern::Errc::timeout) {
     std::cerr << fmt::format("tern: no answer from {}:{} within {} ms\n", c.host, c.port, c.connect_timeout_ms);
+  } else if (!detail.empty()) {
+    std::cerr << "tern: " << detail << '\n';
   } else {
     std::cerr << fmt::format("tern: cannot connect to {}:{}: {}{}\n", c.host, c.port, ec.message(),
                              reason ? fmt::format(" (reason code 0x{:02x})", reason) : std::string());
@@ -111,7 +142,7 @@ int run_pub(const Common& c, const std::string& topic, const std::string& messag
   }
   Runner r;
   r.client.emplace(r.io, client_options(c, "tern-pub"));
-  r.client->on_connection_lost([&](std::error_code ec, std::uint8_t reason) { r.abort(connection_error(ec, reason, c)); });
+  r.client->on_connection_lost([&](std::error_code ec, std::uint8_t reason) { r.abort(connection_error(ec, reason, c, r.client->last_error())); });
   if (auto ec = r.client->publish(std::move(m), [&](std::error_code result, std::uint8_t reason) {
         if (result == tern::Errc::rejected) {
           std::cerr << fmt::format("tern: the broker rejected the message (reason code 0x{:02x})\n", reason);
@@ -126,7 +157,7 @@ int run_pub(const Common& c, const std::string& topic, const std::string& messag
     std::cerr << "tern: cannot publish to '" << topic << "': " << ec.message() << '\n';
     return ec == tern::Errc::invalid_argument ? kUsage : kInternal;
   }
-  if (auto ec = r.client->start()) return kInternal;
+  if (auto ec = r.client->start()) return start_failed(ec, *r.client);
   r.io.run();
   return r.exit_code;
 }
@@ -137,7 +168,7 @@ int run_sub(const Common& c, const std::vector<std::string>& filters, int count,
   r.client.emplace(r.io, client_options(c, "tern-sub"));
   int received = 0;
   boost::asio::steady_timer deadline(r.io);
-  r.client->on_connection_lost([&](std::error_code ec, std::uint8_t reason) { r.abort(connection_error(ec, reason, c)); });
+  r.client->on_connection_lost([&](std::error_code ec, std::uint8_t reason) { r.abort(connection_error(ec, reason, c, r.client->last_error())); });
   r.client->on_message([&](const tern::Message& m) {
     if (r.finished) return;
     if (format == "json") {
@@ -180,7 +211,7 @@ int run_sub(const Common& c, const std::vector<std::string>& filters, int count,
       r.finish(kTimeout);
     });
   }
-  if (r.client->start()) return kInternal;
+  if (auto ec = r.client->start()) return start_failed(ec, *r.client);
   r.io.run();
   return r.exit_code;
 }
@@ -196,7 +227,7 @@ int run_req(const Common& c, const std::string& topic, const std::string& messag
   const std::string reply_topic = fmt::format("tern/reply/{}", options.client_id);
   const std::string correlation = tern::sdk::random_hex(8);
   boost::asio::steady_timer deadline(r.io);
-  r.client->on_connection_lost([&](std::error_code ec, std::uint8_t reason) { r.abort(connection_error(ec, reason, c)); });
+  r.client->on_connection_lost([&](std::error_code ec, std::uint8_t reason) { r.abort(connection_error(ec, reason, c, r.client->last_error())); });
   r.client->on_message([&](const tern::Message& m) {
     if (m.topic != reply_topic || m.correlation_data != correlation || r.finished) return;
     std::cout << m.payload << '\n';
@@ -231,7 +262,7 @@ int run_req(const Common& c, const std::string& topic, const std::string& messag
     std::cerr << fmt::format("tern: no reply on '{}' within {} ms\n", topic, timeout_ms);
     r.finish(kTimeout);
   });
-  if (r.client->start()) return kInternal;
+  if (auto ec = r.client->start()) return start_failed(ec, *r.client);
   r.io.run();
   return r.exit_code;
 }

@@ -45,12 +45,31 @@ struct WillMessage {
   bool retain = false;
 };
 
+// TLS to the broker (a ternd `tls` listener). The certificate files are read by start();
+// a file that cannot be used makes start() fail with Errc::invalid_argument (last_error()
+// says which and why). Every connect attempt, reconnects included, does a full handshake.
+struct TlsOptions {
+  bool enabled = false;
+  // PEM CAs the broker's certificate must chain to; empty: the system's trusted CAs.
+  std::string ca_file;
+  // Client certificate chain (PEM, leaf first) and its private key, for brokers that ask
+  // for one (mTLS). Both or neither.
+  std::string cert_file;
+  std::string key_file;
+  // Sent as SNI (unless it is an IP address) and required in the broker's certificate
+  // (DNS or IP subject alternative name). Empty: `host`.
+  std::string server_name;
+  // false accepts any certificate and any name: only for tests and first experiments.
+  bool verify = true;
+};
+
 struct ClientOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 1883;
   // Set: connect to this embedded broker through memory (tern/in_process.hpp) instead
   // of TCP to host:port. It must exist when start() is called.
   InProcessBroker* in_process = nullptr;
+  TlsOptions tls;  // not used with in_process
   int protocol_version = 5;  // 5 or 4 (3.1.1)
   std::string client_id;     // empty: the broker assigns one (clean start only)
   bool clean_start = true;
@@ -132,6 +151,10 @@ class Client {
   std::size_t pending() const noexcept;
   const std::string& client_id() const noexcept;  // the assigned one after CONNACK
   ClientStats stats() const noexcept;
+  // Why the last connect attempt failed or the connection was lost, in words (e.g.
+  // "TLS handshake with 127.0.0.1:8883 failed: certificate verify failed: unable to get
+  // local issuer certificate"); empty while nothing failed.
+  const std::string& last_error() const noexcept;
 
   class Impl;
 

@@ -24,7 +24,9 @@
 
 #include "tern/backoff.hpp"
 #include "tern/client.hpp"
+#include "tern/log.hpp"
 #include "tern/message.hpp"
+#include "tern/signing.hpp"
 
 namespace tern {
 
@@ -73,6 +75,16 @@ struct ServiceOptions {
   // traceparent's sampled flag is never overruled. Use the broker's ratio so that a
   // trace is kept or dropped whole.
   double trace_sample_ratio = 1.0;
+  // Log lines (tern/log.hpp) at or above this level are also published, as JSON, to
+  // $tern/logs/{name}/{level} through this service's client at QoS 0: bounded and rate
+  // limited, dropped (and counted in ServiceStats) while offline. Unset: not forwarded.
+  // The logger is per process: with several services in one process, set it on one.
+  std::optional<log::Level> log_forward_level;
+  // Event signatures (tern/signing.hpp, docs/sdk.md "Signatures"): with signing.key set,
+  // every event this service publishes carries tern-producer and tern-sig; events consumed
+  // on verification.required_on without a valid signature never reach a handler.
+  SigningOptions signing;
+  VerificationOptions verification;
 };
 
 class Service;
@@ -131,6 +143,9 @@ struct ServiceStats {
   std::uint64_t outbox_dropped = 0;
   bool connected = false;
   LatencyHistogram handler_latency;
+  std::uint64_t log_lines_forwarded = 0;  // ServiceOptions::log_forward_level
+  std::uint64_t log_lines_dropped = 0;
+  SignatureRefusals signature_refusals;  // ServiceOptions::verification
 };
 
 // Whether the service should receive work; `reason` says why not ("not connected to the

@@ -10,20 +10,30 @@
 // for those already released, when the broker kept the session; put back in front of
 // the queue, in order, when it did not), the remembered subscriptions (sent again when
 // the session is gone) and the inbound QoS 2 ids.
+//
+// TLS: each connect attempt gets a new asio::ssl::stream (a TLS session cannot be reused
+// after its socket closed). Completions capture the stream they were started on, so a
+// stream replaced by a reconnect lives until its aborted operations have run.
 #include "tern/client.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include <algorithm>
 #include <array>
 #include <map>
 #include <random>
 
+#include "core/expected.hpp"
 #include "core/topic.hpp"
 #include "mqtt/codec.hpp"
 #include "sdk/in_process_link.hpp"
@@ -77,6 +87,53 @@ mqtt::Publish to_packet(const Message& m, std::string& user_properties) {
   return p;
 }
 
+using TlsStream = asio::ssl::stream<tcp::socket>;
+
+Expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(const TlsOptions& tls) {
+  auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  if (tls.verify) {
+    context->set_verify_mode(asio::ssl::verify_peer, ec);
+    if (tls.ca_file.empty()) {
+      context->set_default_verify_paths(ec);
+      if (ec) return make_unexpected(fmt::format("TLS: cannot use the system's CAs: {}", ec.message()));
+    } else {
+      context->load_verify_file(tls.ca_file, ec);
+      if (ec) return make_unexpected(fmt::format("TLS: cannot load the CA file '{}': {}", tls.ca_file, ec.message()));
+    }
+  } else {
+    context->set_verify_mode(asio::ssl::verify_none, ec);
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return make_unexpected(std::string("TLS: a client certificate needs its key and a key its certificate"));
+  }
+  if (!tls.cert_file.empty()) {
+    context->use_certificate_chain_file(tls.cert_file, ec);
+    if (ec) return make_unexpected(fmt::format("TLS: cannot load the certificate '{}': {}", tls.cert_file, ec.message()));
+    context->use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
+    if (ec) return make_unexpected(fmt::format("TLS: cannot load the key '{}': {}", tls.key_file, ec.message()));
+    if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
+      return make_unexpected(fmt::format("TLS: the key '{}' does not belong to the certificate '{}'", tls.key_file,
+                                         tls.cert_file));
+    }
+  }
+  return context;
+}
+
+bool is_ip_address(const std::string& name) {
+  boost::system::error_code ec;
+  asio::ip::make_address(name, ec);
+  return !ec;
+}
+
+// The handshake's error, with the certificate verification result when that failed.
+std::string tls_failure(TlsStream& stream, const boost::system::error_code& ec) {
+  const long verify = SSL_get_verify_result(stream.native_handle());
+  if (verify != X509_V_OK) return fmt::format("{}: {}", ec.message(), X509_verify_cert_error_string(verify));
+  return ec.message();
+}
+
 bool worth_reconnecting(mqtt::ReasonCode rc) {
   switch (rc) {
     case mqtt::ReasonCode::server_unavailable:
@@ -124,6 +181,14 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   std::error_code start() {
     if (state_ != State::idle) return {};
+    if (options_.tls.enabled && !options_.in_process && !tls_context_) {
+      auto context = make_tls_context(options_.tls);
+      if (!context) {
+        last_error_ = std::move(context.error());
+        return Errc::invalid_argument;
+      }
+      tls_context_ = std::move(*context);
+    }
     if (!options_.outbox_path.empty()) {
       auto store = sdk::OutboxStore::open(options_.outbox_path);
       if (!store) {
@@ -236,18 +301,30 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       });
       return;
     }
-    resolver_.async_resolve(options_.host, std::to_string(options_.port),
-                            [self, gen](boost::system::error_code ec, tcp::resolver::results_type results) {
-                              if (gen != self->generation_) return;
-                              if (ec) return self->fail(Errc::connection_failed, 0);
-                              asio::async_connect(self->socket_, results,
-                                                  [self, gen](boost::system::error_code cec, const tcp::endpoint&) {
-                                                    if (gen != self->generation_) return;
-                                                    if (cec) return self->fail(Errc::connection_failed, 0);
-                                                    self->on_tcp_connected();
-                                                  });
-                            });
+    if (tls_context_) tls_ = std::make_shared<TlsStream>(io_, *tls_context_);
+    resolver_.async_resolve(
+        options_.host, std::to_string(options_.port),
+        [self, gen](boost::system::error_code ec, tcp::resolver::results_type results) {
+          if (gen != self->generation_) return;
+          if (ec) {
+            return self->fail(Errc::connection_failed, 0, true,
+                              fmt::format("cannot resolve '{}': {}", self->options_.host, ec.message()));
+          }
+          asio::async_connect(self->tcp_socket(), results,
+                              [self, gen, stream = self->tls_](boost::system::error_code cec, const tcp::endpoint&) {
+                                if (gen != self->generation_) return;
+                                if (cec) {
+                                  return self->fail(Errc::connection_failed, 0, true,
+                                                    fmt::format("cannot connect to {}: {}", self->endpoint_name(),
+                                                                cec.message()));
+                                }
+                                self->on_tcp_connected(gen);
+                              });
+        });
   }
+
+  tcp::socket& tcp_socket() { return tls_ ? tls_->next_layer() : socket_; }
+  std::string endpoint_name() const { return fmt::format("{}:{}", options_.host, options_.port); }
 
   void connect_in_process(std::uint64_t gen) {
     std::weak_ptr<Impl> weak = weak_from_this();
@@ -265,13 +342,38 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       self->fail(Errc::connection_lost, 0);
     };
     link_id_ = sdk::in_process_open(in_process_, std::move(callbacks));
-    if (link_id_ == 0) return fail(Errc::connection_failed, 0);
-    on_tcp_connected();
+    if (link_id_ == 0) return fail(Errc::connection_failed, 0, true, "the in-process broker is gone");
+    send_connect();
   }
 
-  void on_tcp_connected() {
+  void on_tcp_connected(std::uint64_t gen) {
     boost::system::error_code ignored;
-    if (!options_.in_process) socket_.set_option(tcp::no_delay(true), ignored);
+    tcp_socket().set_option(tcp::no_delay(true), ignored);
+    if (!tls_) return send_connect();
+    const std::string& name = options_.tls.server_name.empty() ? options_.host : options_.tls.server_name;
+    SSL* ssl = tls_->native_handle();
+    // RFC 6066: SNI carries host names only. The name check is OpenSSL's own, so a
+    // mismatch is reported as such ("hostname mismatch") rather than as a bare failure.
+    if (!is_ip_address(name)) {
+      // SSL_set_tlsext_host_name, without the macro's C cast.
+      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str()));
+    }
+    if (options_.tls.verify) {
+      if (is_ip_address(name)) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
+      else SSL_set1_host(ssl, name.c_str());
+    }
+    auto self = shared_from_this();
+    tls_->async_handshake(asio::ssl::stream_base::client, [self, gen, stream = tls_](boost::system::error_code ec) {
+      if (gen != self->generation_) return;
+      if (ec) {
+        return self->fail(Errc::connection_failed, 0, true,
+                          fmt::format("TLS handshake with {} failed: {}", self->endpoint_name(), tls_failure(*stream, ec)));
+      }
+      self->send_connect();
+    });
+  }
+
+  void send_connect() {
     mqtt::Connect c;
     c.version = version();
     c.clean_start = options_.clean_start;
@@ -354,8 +456,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     pump();
   }
 
-  void fail(std::error_code ec, std::uint8_t reason, bool may_reconnect = true) {
+  void fail(std::error_code ec, std::uint8_t reason, bool may_reconnect = true, std::string why = {}) {
     if (state_ == State::stopped) return;
+    last_error_ = why.empty() ? describe(ec, reason) : std::move(why);
     const bool was_connected = state_ == State::connected;
     close_connection();
     if (was_connected) ++stats_.connection_losses;
@@ -380,6 +483,18 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     if (reconnect && state_ == State::connecting) schedule_reconnect();
   }
 
+  void socket_failed(const boost::system::error_code& ec) {
+    fail(Errc::connection_lost, 0, true, fmt::format("connection to {} lost: {}", endpoint_name(), ec.message()));
+  }
+
+  std::string describe(std::error_code ec, std::uint8_t reason) const {
+    if (ec == Errc::timeout) {
+      return fmt::format("no connection to {} within {} ms", endpoint_name(), options_.connect_timeout.count());
+    }
+    if (reason != 0) return fmt::format("{} ({}, reason code 0x{:02x})", ec.message(), endpoint_name(), reason);
+    return fmt::format("{} ({})", ec.message(), endpoint_name());
+  }
+
   void schedule_reconnect() {
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     const auto delay = backoff_delay(options_.reconnect, reconnect_attempt_++, unit(rng_));
@@ -395,8 +510,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   void close_connection() {
     ++generation_;
     boost::system::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    tcp_socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_socket().close(ignored);
     if (link_id_ != 0) {
       sdk::in_process_close(in_process_, link_id_);
       link_id_ = 0;
@@ -459,13 +574,15 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   void read() {
     const auto gen = generation_;
     auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(scratch_), [self, gen](boost::system::error_code ec, std::size_t n) {
+    auto on_read = [self, gen, stream = tls_](boost::system::error_code ec, std::size_t n) {
       if (gen != self->generation_) return;
-      if (ec) return self->fail(Errc::connection_lost, 0);
+      if (ec) return self->socket_failed(ec);
       self->read_buffer_.append(self->scratch_.data(), n);
       if (!self->process_input(gen)) return;
       if (gen == self->generation_) self->read();
-    });
+    };
+    if (tls_) tls_->async_read_some(asio::buffer(scratch_), std::move(on_read));
+    else socket_.async_read_some(asio::buffer(scratch_), std::move(on_read));
   }
 
   // Returns false when the connection was closed while processing.
@@ -704,9 +821,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     pending_written_callbacks_.clear();
     const auto gen = generation_;
     auto self = shared_from_this();
-    auto written = [self, gen](boost::system::error_code ec, std::size_t) {
+    auto written = [self, gen, stream = tls_](boost::system::error_code ec, std::size_t) {
       if (gen != self->generation_) return;
-      if (ec) return self->fail(Errc::connection_lost, 0);
+      if (ec) return self->socket_failed(ec);
       auto done = std::move(self->written_callbacks_);
       self->written_callbacks_.clear();
       for (auto& cb : done) cb({}, 0);
@@ -719,7 +836,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       asio::post(io_, [written = std::move(written)] { written({}, 0); });
       return;
     }
-    asio::async_write(socket_, asio::buffer(writing_), std::move(written));
+    if (tls_) asio::async_write(*tls_, asio::buffer(writing_), std::move(written));
+    else asio::async_write(socket_, asio::buffer(writing_), std::move(written));
   }
 
   std::uint16_t allocate_packet_id() {
@@ -739,7 +857,10 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   asio::io_context& io_;
   ClientOptions options_;
-  tcp::socket socket_;
+  tcp::socket socket_;  // without TLS
+  std::unique_ptr<asio::ssl::context> tls_context_;
+  std::shared_ptr<TlsStream> tls_;  // with TLS: this connection's stream and socket
+  std::string last_error_;
   tcp::resolver resolver_;
   asio::steady_timer connect_timer_;
   asio::steady_timer keepalive_timer_;
@@ -802,6 +923,7 @@ void Client::on_connection_lost(std::function<void(std::error_code, std::uint8_t
 bool Client::connected() const noexcept { return impl_->state_ == Impl::State::connected; }
 std::size_t Client::pending() const noexcept { return impl_->queue_.unacknowledged(); }
 const std::string& Client::client_id() const noexcept { return impl_->client_id_; }
+const std::string& Client::last_error() const noexcept { return impl_->last_error_; }
 ClientStats Client::stats() const noexcept {
   ClientStats s = impl_->stats_;
   s.outbox_rejected = impl_->queue_.rejected();

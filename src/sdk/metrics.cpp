@@ -64,6 +64,15 @@ std::string render_metrics(std::string_view service, const ServiceStats& s) {
   counter(out, "tern_service_connection_losses_total", "Established connections to the broker that were lost.", labels,
           s.connection_losses);
 
+  constexpr std::string_view refused = "tern_service_events_refused_total";
+  family(out, refused, "counter", "Consumed events refused by signature verification (acknowledged, not handled).");
+  const auto& r = s.signature_refusals;
+  for (const auto& [reason, value] : {std::pair<std::string_view, std::uint64_t>{"unsigned", r.unsigned_events},
+                                      {"unknown_producer", r.unknown_producer},
+                                      {"bad_signature", r.bad_signature}}) {
+    sample(out, refused, fmt::format("{},reason=\"{}\"", labels, reason), value);
+  }
+
   constexpr std::string_view latency = "tern_service_handler_latency_seconds";
   family(out, latency, "histogram", "Duration of handler calls.");
   const auto& h = s.handler_latency;

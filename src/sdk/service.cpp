@@ -18,10 +18,13 @@
 #include <map>
 #include <random>
 
+#include "core/log.hpp"
 #include "core/topic.hpp"
 #include "sdk/dedup.hpp"
 #include "sdk/http_endpoint.hpp"
+#include "sdk/log_forward.hpp"
 #include "sdk/metrics.hpp"
+#include "sdk/signing.hpp"
 #include "sdk/text.hpp"
 #include "sdk/trace.hpp"
 #include "trace/tracing.hpp"
@@ -136,6 +139,7 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
   };
 
   std::error_code start() {
+    if (auto ec = start_signatures()) return ec;
     if (!options_.state_path.empty()) {
       std::string error;
       handled_store_ = HandledStore::open(options_.state_path, error);
@@ -159,6 +163,12 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
         return Errc::invalid_argument;
       }
       tracing_ = std::move(*tracing);
+    }
+    if (options_.log_forward_level && !log_forward_) {
+      sdk::LogForwardOptions forward;
+      forward.source = options_.name.empty() ? client_.client_id() : options_.name;
+      forward.min_level = *options_.log_forward_level;
+      log_forward_ = std::make_unique<sdk::LogForward>(io_, std::move(forward), client_);
     }
     if (!options_.http_listen.empty() && !http_) {
       std::weak_ptr<Impl> weak = weak_from_this();
@@ -186,12 +196,33 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
     return client_.start();
   }
 
+  // Refused options are logged: the error code alone would not say which file or key.
+  std::error_code start_signatures() {
+    if (auto error = sdk::signing_options_error(options_.signing)) {
+      log::error("sdk", "{}: {}", options_.name, *error);
+      return Errc::invalid_argument;
+    }
+    if (signatures_ || options_.verification.required_on.empty()) return {};
+    auto gate = sdk::SignatureGate::create(options_.verification, options_.name);
+    if (!gate) {
+      log::error("sdk", "{}: {}", options_.name, gate.error());
+      return Errc::invalid_argument;
+    }
+    signatures_ = std::move(*gate);
+    return {};
+  }
+
   void on(std::string filter, Handler handler, Qos qos) {
     registrations_.push_back(Registration{filter, std::move(handler), qos});
     if (started_) client_.subscribe({Subscription{std::move(filter), qos}});
   }
 
   void on_message(Message m, AckFunction ack) {
+    // Acknowledged: a refused event would be refused again on every redelivery.
+    if (signatures_ && !signatures_->admit(m)) {
+      ack();
+      return;
+    }
     if (m.topic == reply_topic_) {
       if (m.correlation_data) {
         auto it = requests_.find(*m.correlation_data);
@@ -308,6 +339,10 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
 
   std::error_code publish(Message m, PublishCallback done) {
     if (!m.user_property(kTernIdProperty)) m.set_user_property(kTernIdProperty, fmt::format("{}-{}", id_prefix_, ++sequence_));
+    if (!options_.signing.key.empty()) {
+      const std::string& producer = options_.signing.producer_id.empty() ? client_.client_id() : options_.signing.producer_id;
+      sign_event(m, producer, options_.signing.key);
+    }
     if (m.user_property(kTraceparentProperty)) return client_.publish(std::move(m), std::move(done));
     sdk::TraceContext context;
     bool sampled = false;
@@ -441,6 +476,12 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
     s.outbox_rejected = c.outbox_rejected;
     s.outbox_dropped = c.outbox_dropped;
     s.connected = client_.connected();
+    if (signatures_) s.signature_refusals = signatures_->refusals();
+    if (log_forward_) {
+      const sdk::LogForwardStats forwarded = log_forward_->stats();
+      s.log_lines_forwarded = forwarded.forwarded;
+      s.log_lines_dropped = forwarded.dropped;
+    }
     return s;
   }
 
@@ -475,6 +516,8 @@ class Service::Impl : public std::enable_shared_from_this<Service::Impl> {
   std::unique_ptr<HandledStore> handled_store_;
   StateStore state_;
   std::shared_ptr<sdk::HttpEndpoint> http_;
+  std::unique_ptr<sdk::SignatureGate> signatures_;
+  std::unique_ptr<sdk::LogForward> log_forward_;  // after client_: destroyed before it
   std::string http_error_;
   std::mt19937_64 rng_;
   std::string id_prefix_;
