@@ -28,6 +28,8 @@ namespace tern::ternd {
 struct AdminSettings {
   std::string listen = "127.0.0.1:8080";  // empty: no admin endpoint
   std::string token;                      // empty: no bearer token
+  std::string cert_file;                  // with key_file: HTTPS only; both empty: HTTP
+  std::string key_file;
   std::size_t max_connections = 16;
   std::size_t log_ring_lines = 1024;
   std::string log_error_file;  // empty: error lines are not persisted
@@ -44,11 +46,20 @@ struct AdminSettings {
 // Where acknowledged state lives (docs/configuration.md, docs/storage.md).
 enum class Durability { fsync, batch, memory };
 
+// [store]: how the SQLite store groups its commits (docs/storage.md).
+struct StoreSettings {
+  std::int64_t commit_interval_ms = 25;  // commits start at least this far apart under load
+  std::int64_t commit_bytes = 32 * 1024;  // a batch this large commits at once
+  std::int64_t commit_delay_ms = 2;       // a batch gathers this long after its first write
+  std::int64_t page_size = 1024;          // for a database file created anew
+};
+
 struct Config {
   broker::BrokerConfig broker;
   Durability durability = Durability::fsync;  // with a data_dir; without one, memory
   std::vector<net::ListenerConfig> listeners{net::ListenerConfig{}};  // 127.0.0.1:1883
   std::string data_dir;  // empty: nothing is written to disk
+  StoreSettings store;
   log::Level log_level = log::Level::info;
   AdminSettings admin;
   TracingSettings tracing;  // [tracing] (config_tracing.hpp)
@@ -63,6 +74,8 @@ struct Overrides {
   std::optional<std::string> data_dir;
   std::optional<std::string> log_level;
   std::optional<std::string> admin;
+  std::optional<std::string> admin_cert;
+  std::optional<std::string> admin_key;
   std::optional<std::string> durability;
 };
 

@@ -369,6 +369,10 @@ Expected<SqliteStore::Opened, SqliteStore::OpenFailure> SqliteStore::open_databa
     if (!objects) return failure(objects.error(), "schema");
     if (*objects != 0) return make_unexpected(OpenFailure{true, "tables of another application (schema version 0)"});
     // Only a new file: must precede the switch to WAL, which writes the file's header.
+    // The page size first: once auto_vacuum has been set, SQLite keeps the default size.
+    // PRAGMA takes no bound parameters; the value is a number checked in open().
+    if (auto r = db->exec(fmt::format("PRAGMA page_size = {}", o.page_size).c_str()); !r)
+      return failure(r.error(), "page_size");
     if (auto r = db->exec("PRAGMA auto_vacuum = INCREMENTAL"); !r) return failure(r.error(), "auto_vacuum");
   }
 
@@ -392,13 +396,14 @@ Expected<SqliteStore::Opened, SqliteStore::OpenFailure> SqliteStore::open_databa
 
   const char* sync = o.durability == Durability::fsync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
   if (auto r = db->exec(sync); !r) return failure(r.error(), "synchronous");
-  if (const int rc = sqlite3_wal_autocheckpoint(db->handle(), o.wal_autocheckpoint_pages); rc != SQLITE_OK)
+  auto page_size = db->query_int("PRAGMA page_size");
+  if (!page_size) return failure(page_size.error(), "page_size");
+  const auto checkpoint_pages = static_cast<int>(std::max<std::int64_t>(16, o.wal_checkpoint_bytes / *page_size));
+  if (const int rc = sqlite3_wal_autocheckpoint(db->handle(), checkpoint_pages); rc != SQLITE_OK)
     return failure(db->last_error(rc), "wal_autocheckpoint");
   // After a checkpoint resets the WAL, a WAL grown by one large transaction is cut back
   // to this size instead of keeping its high-water mark on disk.
-  auto page_size = db->query_int("PRAGMA page_size");
-  if (!page_size) return failure(page_size.error(), "page_size");
-  const std::int64_t limit = std::int64_t{o.wal_autocheckpoint_pages} * *page_size;
+  const std::int64_t limit = std::int64_t{checkpoint_pages} * *page_size;
   // PRAGMA takes no bound parameters; the value is a number computed here, not input.
   if (auto r = db->exec(fmt::format("PRAGMA journal_size_limit = {}", limit).c_str()); !r)
     return failure(r.error(), "journal_size_limit");
@@ -423,6 +428,8 @@ Expected<std::unique_ptr<SqliteStore>, std::string> SqliteStore::open(const Opti
   if (!options.post_to_owner) return make_unexpected(std::string("store: post_to_owner is required"));
   if (options.path.empty()) return make_unexpected(std::string("store: no database path"));
   if (options.max_batch_ops == 0) return make_unexpected(std::string("store: max_batch_ops must be positive"));
+  if (options.page_size < 512 || options.page_size > 65536 || (options.page_size & (options.page_size - 1)) != 0)
+    return make_unexpected(fmt::format("store: page_size {} is not a power of two from 512 to 65536", options.page_size));
   if (options.path.has_parent_path()) {
     std::error_code ec;
     std::filesystem::create_directories(options.path.parent_path(), ec);
@@ -455,6 +462,9 @@ SqliteStore::SqliteStore(const Options& o, Opened opened, std::uint64_t damaged)
     : path_(o.path),
       durability_(o.durability),
       max_commit_delay_(o.max_commit_delay),
+      min_commit_interval_(o.min_commit_interval),
+      commit_quiet_(o.commit_quiet),
+      commit_bytes_(o.commit_bytes),
       max_batch_ops_(o.max_batch_ops),
       post_to_owner_(o.post_to_owner),
       steady_now_(o.steady_now ? o.steady_now : [] { return Clock::now(); }),
@@ -494,13 +504,34 @@ void SqliteStore::close() {
 
 void SqliteStore::append(OpData data, bool notify_writer) {
   // Called with mutex_ held by the public methods, which also update the indexes.
+  const auto now = Clock::now();
   if (pending_.ops.empty()) {
-    pending_.first_op_at = Clock::now();
+    pending_.first_op_at = now;
     notify_writer = true;
   }
+
+  const std::size_t bytes = op_bytes(data);
   pending_.ops.push_back(Op{std::move(data)});
   if (++pending_live_ == max_batch_ops_) notify_writer = true;
+  if (bytes > 0) {
+    pending_.last_message_at = now;
+    const std::size_t before = pending_bytes_;
+    pending_bytes_ += bytes;
+    // The writer waits on these two thresholds (see writer_loop): tell it when one is crossed.
+    for (const std::size_t threshold : {commit_bytes_ / 4, commit_bytes_}) {
+      if (before < threshold && pending_bytes_ >= threshold) notify_writer = true;
+    }
+  }
   if (notify_writer) wake_writer_.notify_one();
+}
+
+std::size_t SqliteStore::op_bytes(const OpData& data) {
+  if (const auto* q = std::get_if<broker::QueuedRecord>(&data))
+    return q->message ? q->message->topic.size() + q->message->payload.size() : 0;
+  if (const auto* m = std::get_if<broker::MessagePtr>(&data)) return *m ? (*m)->topic.size() + (*m)->payload.size() : 0;
+  if (const auto* a = std::get_if<AppendStream>(&data))
+    return a->event.message ? a->event.message->topic.size() + a->event.message->payload.size() : 0;
+  return 0;
 }
 
 template <class T, class Index, class Key>
@@ -730,14 +761,31 @@ void SqliteStore::writer_loop() {
     wake_writer_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
     if (pending_.empty()) break;  // stopping, and everything is written
     if (!pending_.ops.empty() && !stopping_) {
-      // Group commit: let the batch gather for up to max_commit_delay after its first
-      // write. Writes issued while the previous commit ran have already waited.
-      wake_writer_.wait_until(lock, pending_.first_op_at + max_commit_delay_, [&] {
-        return stopping_ || pending_live_ >= max_batch_ops_;
-      });
+      // Group commit: let the batch gather for max_commit_delay after its first write,
+      // and while writes keep coming, until min_commit_interval after the previous commit
+      // began. Writes issued while the previous commit ran have already waited.
+      // A sizeable batch (a quarter of commit_bytes) that stopped growing for commit_quiet
+      // goes at once: its writers are most likely waiting for this very commit (publishers
+      // whose windows are full), and holding it back would only slow them down. A small
+      // one waits: a commit costs a few pages whatever it holds.
+      for (;;) {
+        const bool sizeable = pending_bytes_ >= commit_bytes_ / 4;
+        const auto quiet_at = sizeable ? std::max(pending_.first_op_at + max_commit_delay_,
+                                                  pending_.last_message_at + commit_quiet_)
+                                       : Clock::time_point::max();
+        const auto ready_at = std::max(pending_.first_op_at + max_commit_delay_, last_commit_at_ + min_commit_interval_);
+        const auto deadline = std::min(quiet_at, ready_at);
+        auto full = [&] { return stopping_ || pending_live_ >= max_batch_ops_ || pending_bytes_ >= commit_bytes_; };
+        wake_writer_.wait_until(lock, deadline,
+                                [&] { return full() || (!sizeable && pending_bytes_ >= commit_bytes_ / 4); });
+        if (full() || Clock::now() >= ready_at) break;
+        if (sizeable && Clock::now() >= pending_.last_message_at + commit_quiet_) break;  // quiet since
+      }
     }
+    last_commit_at_ = Clock::now();
     std::swap(work, pending_);
     pending_live_ = 0;
+    pending_bytes_ = 0;
     queued_index_.clear();
     inbound_index_.clear();
     retained_index_.clear();

@@ -5,9 +5,9 @@
 // batches. The writer swaps the whole batch out under the lock and runs it in one
 // BEGIN..COMMIT without holding that lock, so while a commit (and its fsync) runs, new
 // writes gather into the next batch. A batch is committed once the previous commit has
-// finished and `max_commit_delay` has passed since its first write, or as soon as it
-// holds `max_batch_ops` writes; a transaction never holds more than `max_batch_ops`
-// writes. After each commit the writer posts, through `post_to_owner`, the when_durable
+// finished, `max_commit_delay` has passed since its first write and `min_commit_interval`
+// since the previous commit began, or as soon as it holds `commit_bytes` of messages or
+// `max_batch_ops` writes; a transaction never holds more than `max_batch_ops` writes. After each commit the writer posts, through `post_to_owner`, the when_durable
 // callbacks whose writes that commit covered, in registration order.
 //
 // Coalescing. Within the batch not yet taken by the writer, a write that a later write
@@ -89,12 +89,29 @@ class SqliteStore final : public broker::Store {
     std::filesystem::path path;  // the database file; its directory is created if missing
     Durability durability = Durability::fsync;
     std::chrono::milliseconds max_commit_delay{2};
+    // Commits start at least this far apart while writes keep coming, so that under a
+    // steady trickle each commit (whose floor is a few pages of WAL, whatever it holds)
+    // carries many messages: bytes written per message, and flash wear, stay low. A write
+    // after a quiet spell is not held back by it. Zero: no spacing.
+    std::chrono::milliseconds min_commit_interval{25};
+    // ... but a batch of at least commit_bytes / 4 to which no message was added for
+    // this long is committed without waiting for the interval: its writers are waiting for it
+    // (publishers with full windows), not adding to it.
+    std::chrono::microseconds commit_quiet{1500};
+    // A batch holding this many bytes of messages is committed without waiting for the
+    // delay or the interval: a full batch has nothing left to gain from waiting.
+    std::size_t commit_bytes = 32 * 1024;
+    // Page size of a database file created by this store (existing files keep theirs).
+    // WAL frames are whole pages, so small pages make small commits cheap on disk.
+    int page_size = 1024;
     std::size_t max_batch_ops = 4096;
     // How to run a completion on the owner's thread (for ternd: asio::post to the
     // broker's io_context). Required.
     std::function<void(std::function<void()>)> post_to_owner;
-    // WAL pages after which a commit checkpoints into the database file.
-    int wal_autocheckpoint_pages = 512;
+    // WAL size after which a commit checkpoints into the database file. A checkpoint
+    // copies every page changed since the last one, once, however often it changed: the
+    // larger the WAL, the fewer copies of busy pages.
+    std::int64_t wal_checkpoint_bytes = 2 * 1024 * 1024;
     // Clocks used to turn steady-clock expiry times into wall-clock times on disk and
     // back. Empty: the real clocks.
     std::function<std::chrono::steady_clock::time_point()> steady_now;
@@ -186,6 +203,7 @@ class SqliteStore final : public broker::Store {
     std::vector<Op> ops;
     std::vector<Callback> callbacks;
     std::chrono::steady_clock::time_point first_op_at;
+    std::chrono::steady_clock::time_point last_message_at;  // the last write that carried a message
     void clear() {
       ops.clear();
       callbacks.clear();
@@ -207,6 +225,7 @@ class SqliteStore final : public broker::Store {
   SqliteStore(const Options& options, Opened opened, std::uint64_t damaged);
 
   void append(OpData data, bool notify_writer = false);
+  static std::size_t op_bytes(const OpData& data);
   // Marks the pending op at `index[key]` dead when it is a `T`. Caller holds mutex_.
   template <class T, class Index, class Key>
   void supersede(Index& index, const Key& key);
@@ -231,6 +250,9 @@ class SqliteStore final : public broker::Store {
   const std::filesystem::path path_;
   const Durability durability_;
   const std::chrono::milliseconds max_commit_delay_;
+  const std::chrono::milliseconds min_commit_interval_;
+  const std::chrono::microseconds commit_quiet_;
+  const std::size_t commit_bytes_;
   const std::size_t max_batch_ops_;
   const std::function<void(std::function<void()>)> post_to_owner_;
   const std::function<std::chrono::steady_clock::time_point()> steady_now_;
@@ -255,6 +277,8 @@ class SqliteStore final : public broker::Store {
   std::condition_variable wake_writer_;
   Batch pending_;
   std::size_t pending_live_ = 0;  // ops in pending_ not superseded: what max_batch_ops bounds
+  std::size_t pending_bytes_ = 0;  // message bytes appended to pending_: what commit_bytes bounds
+  std::chrono::steady_clock::time_point last_commit_at_{};  // when the writer last took a batch
   KeyedIndex queued_index_;   // (client_id, seq) -> index in pending_.ops
   KeyedIndex inbound_index_;  // (client_id, packet_id)
   std::unordered_map<std::string, std::size_t> retained_index_;

@@ -118,13 +118,23 @@ def test_command_line_options(broker):
 
 
 def test_retention_by_bytes_removes_the_oldest_events(broker):
-    # 1,000 events of 100 bytes into a stream limited to 2,000 payload bytes: the broker
-    # trims at least every 1,000 appends, so after the last one at most 20 events remain,
-    # the newest ones, with their offsets.
+    # 1,000 events of 100 bytes into a stream limited to 2,000 payload bytes. The broker
+    # trims after every 1,000 appends and at each retention round (every second here, for
+    # the "aging" stream), so right after the last append fewer than 1,000 events are
+    # over the limit; after the next round at most 20 remain, the newest, with their
+    # offsets.
     publish(broker, [(f"small/{i}", bytes([65 + i % 26]) * 100) for i in range(1000)])
     reader = StreamReader(broker.host, broker.port)
-    events = reader.read_all("small")
-    reader.close()
+    try:
+        events = reader.read_all("small")
+        assert 0 < len(events) < 1000 + 20
+        assert [e.offset for e in events] == list(range(1000 - len(events), 1000))
+        deadline = time.monotonic() + 10
+        while len(events) > 20 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polls for the retention round, which has no event to await
+            events = reader.read_all("small")
+    finally:
+        reader.close()
     assert 0 < len(events) <= 20
     assert sum(len(e.payload) for e in events) <= 2000
     assert [e.offset for e in events] == list(range(1000 - len(events), 1000))

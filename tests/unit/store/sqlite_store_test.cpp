@@ -347,6 +347,79 @@ TEST_F(SqliteStoreTest, AFullBatchCommitsWithoutWaitingForTheDelay) {
   ASSERT_TRUE(queue_.run_until([&] { return durable; }, 10s));
 }
 
+TEST_F(SqliteStoreTest, BatchOfCommitBytesCommitsWithoutWaitingForDelayOrInterval) {
+  auto o = options();
+  o.max_commit_delay = 60s;
+  o.min_commit_interval = 60s;
+  o.commit_bytes = 4096;
+  auto store = open_store(o);
+  bool durable = false;
+  for (int i = 0; i < 5; ++i)
+    store->save_queued(make_queued("c", static_cast<std::uint64_t>(i), make_message("t", std::string(1000, 'p'))));
+  store->when_durable([&] { durable = true; });
+  ASSERT_TRUE(queue_.run_until([&] { return durable; }, 10s));
+}
+
+// Under a steady trickle commits are spaced by min_commit_interval: a small batch waits
+// (here until a later write fills it) instead of paying a commit of its own.
+TEST_F(SqliteStoreTest, SmallBatchWaitsForTheIntervalAfterACommit) {
+  auto o = options();
+  o.max_commit_delay = 0ms;
+  o.min_commit_interval = 60s;
+  o.commit_bytes = 64 * 1024;
+  o.commit_quiet = 60s;  // only the interval and commit_bytes decide here
+  auto store = open_store(o);
+  bool first = false;
+  store->save_queued(make_queued("c", 1, make_message("t", "x")));
+  store->when_durable([&] { first = true; });
+  ASSERT_TRUE(queue_.run_until([&] { return first; }, 10s));  // after a quiet spell: at once
+  const auto commits = store->metrics().commits;
+  bool small = false;
+  bool big = false;
+  store->save_queued(make_queued("c", 2, make_message("t", "y")));
+  store->when_durable([&] { small = true; });
+  for (int i = 0; i < 70; ++i)
+    store->save_queued(make_queued("c", static_cast<std::uint64_t>(10 + i), make_message("t", std::string(1000, 'p'))));
+  store->when_durable([&] { big = true; });
+  ASSERT_TRUE(queue_.run_until([&] { return small && big; }, 10s));
+  EXPECT_EQ(store->metrics().commits - commits, 1u) << "the small batch was committed on its own";
+}
+
+// A sizeable batch (commit_bytes / 4) that stops growing is what publishers with full
+// windows leave behind while they wait for it: it commits without waiting the interval.
+TEST_F(SqliteStoreTest, QuietSizeableBatchCommitsBeforeTheInterval) {
+  auto o = options();
+  o.max_commit_delay = 0ms;
+  o.min_commit_interval = 60s;
+  o.commit_bytes = 8192;
+  auto store = open_store(o);
+  bool first = false;
+  store->save_queued(make_queued("c", 1, make_message("t", "x")));
+  store->when_durable([&] { first = true; });
+  ASSERT_TRUE(queue_.run_until([&] { return first; }, 10s));
+  bool durable = false;
+  for (int i = 0; i < 3; ++i)
+    store->save_queued(make_queued("c", static_cast<std::uint64_t>(10 + i), make_message("t", std::string(1000, 'p'))));
+  store->when_durable([&] { durable = true; });
+  ASSERT_TRUE(queue_.run_until([&] { return durable; }, 10s));
+}
+
+TEST_F(SqliteStoreTest, NewDatabaseUsesTheConfiguredPageSize) {
+  auto o = options();
+  o.page_size = 2048;
+  { auto store = open_store(o); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(o.path.string().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 2048);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  o.page_size = 1000;
+  EXPECT_FALSE(SqliteStore::open(o));
+}
+
 TEST_F(SqliteStoreTest, TransactionsNeverExceedMaxBatchOps) {
   auto o = options();
   o.max_commit_delay = 50ms;
