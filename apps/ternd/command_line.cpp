@@ -22,6 +22,8 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
   std::string log_level;
   std::string admin;
   std::string durability;
+  std::string admin_cert;
+  std::string admin_key;
   auto* config_opt = app.add_option("-c,--config", config_file, "TOML configuration file (docs/configuration.md)")
                          ->type_name("FILE");
   app.add_option("-l,--listen", cl.overrides.listen,
@@ -40,6 +42,11 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
           ->type_name("MODE");
   auto* admin_opt = app.add_option("--admin", admin, "Admin HTTP endpoint on HOST:PORT (\"\" disables it)")
                         ->type_name("HOST:PORT");
+  auto* admin_cert_opt =
+      app.add_option("--admin-cert", admin_cert, "PEM certificate (chain) of the admin endpoint: HTTPS only (needs --admin-key)")
+          ->type_name("FILE");
+  auto* admin_key_opt =
+      app.add_option("--admin-key", admin_key, "PEM private key of the admin endpoint's certificate")->type_name("FILE");
   app.add_flag("--check-config", cl.check_config,
                "Parse the configuration, print the effective configuration and exit (0 valid, 1 invalid)");
 
@@ -53,6 +60,8 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
   if (*data_dir_opt) cl.overrides.data_dir = data_dir;
   if (*log_level_opt) cl.overrides.log_level = log_level;
   if (*admin_opt) cl.overrides.admin = admin;
+  if (*admin_cert_opt) cl.overrides.admin_cert = admin_cert;
+  if (*admin_key_opt) cl.overrides.admin_key = admin_key;
   if (*durability_opt) cl.overrides.durability = durability;
   return cl;
 }

@@ -459,6 +459,13 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
   std::int64_t connect_timeout_ms = b.connect_timeout.count();
   std::int64_t sys_interval_s = b.sys_interval.count();
 
+  StoreSettings& st = config.store;
+  const std::vector<Field> store_fields{
+      {"commit_interval_ms", integer_field(src, "store.commit_interval_ms", 0, 10'000, st.commit_interval_ms)},
+      {"commit_bytes", integer_field(src, "store.commit_bytes", 1024, 64LL * 1024 * 1024, st.commit_bytes)},
+      {"commit_delay_ms", integer_field(src, "store.commit_delay_ms", 0, 1'000, st.commit_delay_ms)},
+      {"page_size", integer_field(src, "store.page_size", 512, 65536, st.page_size)},
+  };
   const std::vector<Field> limits{
       {"max_connections", integer_field(src, "limits.max_connections", 1, 10'000'000, b.max_connections)},
       {"max_packet_size", integer_field(src, "limits.max_packet_size", 16, 268'435'455, b.max_packet_size)},
@@ -506,6 +513,16 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
          return std::nullopt;
        })},
       {"max_connections", integer_field(src, "admin.max_connections", 1, 1024, a.max_connections)},
+      {"cert", string_field(src, "admin.cert", [&a](const std::string& s) -> std::optional<std::string> {
+         if (s.empty()) return "must not be empty (leave out cert and key to serve plain HTTP)";
+         a.cert_file = s;
+         return std::nullopt;
+       })},
+      {"key", string_field(src, "admin.key", [&a](const std::string& s) -> std::optional<std::string> {
+         if (s.empty()) return "must not be empty (leave out cert and key to serve plain HTTP)";
+         a.key_file = s;
+         return std::nullopt;
+       })},
   };
   const std::vector<Field> log_fields{
       {"ring_lines", integer_field(src, "log.ring_lines", 0, 1'000'000, a.log_ring_lines)},
@@ -566,10 +583,23 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
       {"listener", [&src, &config](const toml::node& node) { return read_listeners(src, node, config.listeners); }},
       {"stream", [&src, &b](const toml::node& node) { return read_streams(src, node, b.streams); }},
       {"limits", table_field(src, "limits", [&](const toml::table& t) { return read_fields(src, t, "limits", limits); })},
+      {"store", table_field(src, "store", [&](const toml::table& t) -> Result {
+         if (auto r = read_fields(src, t, "store", store_fields); !r) return r;
+         if ((st.page_size & (st.page_size - 1)) != 0)
+           return make_unexpected(fmt::format("{}: store.page_size must be a power of two from 512 to 65536 (got {})",
+                                              src.at(t), st.page_size));
+         return {};
+       })},
       {"features",
        table_field(src, "features", [&](const toml::table& t) { return read_fields(src, t, "features", features); })},
       {"sys", table_field(src, "sys", [&](const toml::table& t) { return read_fields(src, t, "sys", sys); })},
-      {"admin", table_field(src, "admin", [&](const toml::table& t) { return read_fields(src, t, "admin", admin); })},
+      {"admin", table_field(src, "admin", [&](const toml::table& t) -> Result {
+         if (auto r = read_fields(src, t, "admin", admin); !r) return r;
+         if (a.cert_file.empty() != a.key_file.empty()) {
+           return make_unexpected(fmt::format("{}: admin needs both cert and key (HTTPS), or neither (HTTP)", src.at(t)));
+         }
+         return {};
+       })},
       {"log", table_field(src, "log", [&](const toml::table& t) { return read_fields(src, t, "log", log_fields); })},
       {"alerts", table_field(src, "alerts", [&](const toml::table& t) { return read_fields(src, t, "alerts", alerts); })},
       {"tracing", [&](const toml::node& node) { return read_tracing_config(node, source_name, config.tracing); }},
@@ -609,6 +639,16 @@ Expected<void, std::string> apply_overrides(Config& config, const Overrides& ove
       if (auto parsed = parse_listen_address(*overrides.admin); !parsed) return make_unexpected("--admin: " + parsed.error());
     }
     config.admin.listen = *overrides.admin;
+  }
+  if (overrides.admin_cert || overrides.admin_key) {
+    if (overrides.admin_cert && overrides.admin_cert->empty()) return make_unexpected(std::string("--admin-cert must not be empty"));
+    if (overrides.admin_key && overrides.admin_key->empty()) return make_unexpected(std::string("--admin-key must not be empty"));
+    if (overrides.admin_cert) config.admin.cert_file = *overrides.admin_cert;
+    if (overrides.admin_key) config.admin.key_file = *overrides.admin_key;
+    if (config.admin.cert_file.empty() != config.admin.key_file.empty()) {
+      return make_unexpected(std::string("the admin endpoint needs both a certificate and a key for HTTPS "
+                                         "(--admin-cert and --admin-key, or [admin] cert and key)"));
+    }
   }
   if (overrides.data_dir) {
     if (overrides.data_dir->empty()) return make_unexpected(std::string("--data-dir must not be empty"));
@@ -698,6 +738,9 @@ std::string to_toml(const Config& config) {
     out += fmt::format("\n[[stream]]\nname = {}\nfilter = {}\nmax_age_s = {}\nmax_bytes = {}\n", quoted(stream.name),
                        quoted(stream.filter), stream.max_age.count(), stream.max_bytes);
   }
+  out += fmt::format("\n[store]\ncommit_interval_ms = {}\ncommit_bytes = {}\ncommit_delay_ms = {}\npage_size = {}\n",
+                     config.store.commit_interval_ms, config.store.commit_bytes, config.store.commit_delay_ms,
+                     config.store.page_size);
   out += "\n[limits]\n";
   out += fmt::format("max_connections = {}\n", b.max_connections);
   out += fmt::format("max_packet_size = {}\n", b.max_packet_size);
@@ -723,6 +766,7 @@ std::string to_toml(const Config& config) {
   out += "\n[admin]\n";
   out += fmt::format("listen = {}\n", quoted(a.listen));
   if (!a.token.empty()) out += fmt::format("token = {}\n", quoted(a.token));
+  if (!a.cert_file.empty()) out += fmt::format("cert = {}\nkey = {}\n", quoted(a.cert_file), quoted(a.key_file));
   out += fmt::format("max_connections = {}\n", a.max_connections);
   out += "\n[log]\n";
   out += fmt::format("ring_lines = {}\n", a.log_ring_lines);

@@ -1,5 +1,6 @@
 // ternd: configuration, command line, start and stop. Everything else lives in the
 // modules under src/.
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <system_error>
@@ -14,6 +15,7 @@
 #include "admin/admin_server.hpp"
 #include "admin/alerts.hpp"
 #include "admin/log_forwarder.hpp"
+#include "admin/sys_figures.hpp"
 #include "command_line.hpp"
 #include "config.hpp"
 #include "core/log.hpp"
@@ -93,6 +95,10 @@ int run(const tern::ternd::CommandLine& cl) {
       options.durability = config->durability == Durability::fsync ? tern::store::Durability::fsync
                                                                     : tern::store::Durability::batch;
       options.post_to_owner = std::move(post);
+      options.min_commit_interval = std::chrono::milliseconds(config->store.commit_interval_ms);
+      options.max_commit_delay = std::chrono::milliseconds(config->store.commit_delay_ms);
+      options.commit_bytes = static_cast<std::size_t>(config->store.commit_bytes);
+      options.page_size = static_cast<int>(config->store.page_size);
       auto opened = tern::store::SqliteStore::open(options);
       if (!opened) {
         tern::log::error(kComponent, "cannot open the store {}: {}; running with state in memory",
@@ -168,8 +174,39 @@ int run(const tern::ternd::CommandLine& cl) {
     out.max_commit_us = m.max_commit_us;
     out.max_batch_ops = m.max_batch_ops;
     out.batch_size_histogram = m.batch_size_histogram;
+    std::error_code ec;
+    if (const auto bytes = std::filesystem::file_size(sqlite->path(), ec); !ec) out.database_bytes = bytes;
+    auto wal = sqlite->path();
+    wal += "-wal";
+    if (const auto bytes = std::filesystem::file_size(wal, ec); !ec) out.wal_bytes = bytes;
     return out;
   };
+  // The same figures under $SYS, on the broker's $SYS cycle (only while someone subscribes).
+  broker.set_sys_contributor([&sources, &broker, &security](tern::broker::Broker::SysFigures& out) {
+    tern::admin::append_queue_sys_figures(broker.queued_messages_total(), broker.inflight_messages_total(), out);
+    if (auto store = sources.store_metrics()) tern::admin::append_store_sys_figures(*store, out);
+    const auto& p = (*security)->stats();
+    tern::admin::append_sys_counters("$SYS/broker/security",
+                                     {{"auth/succeeded", p.auth_succeeded},
+                                      {"auth/bad_password", p.auth_bad_password},
+                                      {"auth/unknown_user", p.auth_unknown_user},
+                                      {"auth/anonymous_refused", p.auth_anonymous_refused},
+                                      {"acl/publish_denied", p.acl_publish_denied},
+                                      {"acl/subscribe_denied", p.acl_subscribe_denied},
+                                      {"acl/receive_denied", p.acl_receive_denied},
+                                      {"quota/connections", p.connections_over_quota},
+                                      {"quota/payload_too_large", p.payload_too_large},
+                                      {"quota/message_rate", p.message_rate_refused},
+                                      {"quota/byte_rate", p.byte_rate_refused},
+                                      {"quota/throttled", p.throttled},
+                                      {"schema/valid", p.schema_valid},
+                                      {"schema/invalid", p.schema_invalid},
+                                      {"signature/missing", p.signature_missing},
+                                      {"signature/invalid", p.signature_invalid},
+                                      {"reloads", p.reloads},
+                                      {"reload_failures", p.reload_failures}},
+                                     out);
+  });
   // Expired messages leave the database on a slow timer: a real deadline, not polling.
   boost::asio::steady_timer purge_timer(io);
   std::function<void()> schedule_purge = [&] {
@@ -228,15 +265,24 @@ int run(const tern::ternd::CommandLine& cl) {
     admin_config.max_connections = admin_settings.max_connections;
     admin_config.node_name = config->broker.node_name;
     admin_config.version = TERN_VERSION;
+    admin_config.tls_cert_file = admin_settings.cert_file;
+    admin_config.tls_key_file = admin_settings.key_file;
     admin.emplace(io, admin_config, sources);
     admin->set_alert_provider([&alerts] { return alerts.status(); });
+    // A certificate that cannot be used is a configuration error, like a TLS listener's:
+    // falling back to plain HTTP would send the bearer token in clear text.
+    if (auto loaded = admin->load_certificates(); !loaded) {
+      tern::log::error(kComponent, "{}", loaded.error());
+      return kExitConfigError;
+    }
     // The broker is the device's critical function: an admin endpoint that cannot bind
     // is an error for the operator to see, not a reason to stop serving MQTT.
     if (auto started = admin->start(); !started) {
       tern::log::error(kComponent, "admin endpoint not started: {}", started.error());
       admin.reset();
     } else {
-      tern::log::info(kComponent, "admin endpoint at http://{}", admin->bound_endpoint());
+      tern::log::info(kComponent, "admin endpoint at {}://{}", admin->scheme(), admin->bound_endpoint());
+      if (admin_config.tls()) server.on_reload([&admin] { (void)admin->reload_certificates(); });
     }
   }
 
@@ -251,6 +297,9 @@ int run(const tern::ternd::CommandLine& cl) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that goes away while OpenSSL writes to its socket (an aborted TLS handshake,
+  // say) must cost that one connection an EPIPE, not the whole daemon a SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   auto parsed = tern::ternd::parse_command_line(argc, argv, std::cout, std::cerr);
   if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
   try {

@@ -1,14 +1,23 @@
 #include "admin/admin_server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <optional>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 
@@ -20,7 +29,9 @@ namespace tern::admin {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -49,6 +60,53 @@ std::string format_endpoint(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
   if (address.is_v6()) return fmt::format("[{}]:{}", address.to_string(), endpoint.port());
   return fmt::format("{}:{}", address.to_string(), endpoint.port());
+}
+
+std::string openssl_reason(const boost::system::error_code& ec) {
+  std::string out;
+  while (const unsigned long e = ERR_get_error()) {
+    const char* reason = ERR_reason_error_string(e);
+    const std::string text = reason != nullptr ? reason : fmt::format("error {:#x}", e);
+    if (out.find(text) == std::string::npos) out += out.empty() ? text : "; " + text;
+  }
+  if (!out.empty()) return out;
+  return ec ? ec.message() : std::string("unknown error");
+}
+
+std::optional<std::string> unreadable(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fmt::format("cannot read {}: {}", path, std::strerror(errno));
+  return std::nullopt;
+}
+
+// TLS 1.2 and 1.3 only: the admin endpoint has no old clients to keep.
+Expected<std::shared_ptr<ssl::context>, std::string> load_tls_context(const AdminConfig& config) {
+  for (const std::string* path : {&config.tls_cert_file, &config.tls_key_file}) {
+    if (auto problem = unreadable(*path)) return make_unexpected(*problem);
+  }
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  ERR_clear_error();
+  boost::system::error_code ec;
+  context->use_certificate_chain_file(config.tls_cert_file, ec);
+  if (ec) {
+    return make_unexpected(fmt::format("cannot use the certificate {}: {}", config.tls_cert_file, openssl_reason(ec)));
+  }
+  context->use_private_key_file(config.tls_key_file, ssl::context::pem, ec);
+  const bool mismatch =
+      ec && ec.category() == asio::error::get_ssl_category() &&
+      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
+  if (ec && !mismatch) {
+    return make_unexpected(fmt::format("cannot use the private key {}: {}", config.tls_key_file, openssl_reason(ec)));
+  }
+  if (mismatch || SSL_CTX_check_private_key(context->native_handle()) != 1) {
+    ERR_clear_error();
+    return make_unexpected(fmt::format("the private key {} does not belong to the certificate {}",
+                                       config.tls_key_file, config.tls_cert_file));
+  }
+  return context;
 }
 
 }  // namespace
@@ -93,6 +151,7 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
   AdminCounters counters;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool running = false;
+  std::shared_ptr<ssl::context> tls;  // replaced on reload; connections hold the one they began with
 
   void accept();
   Reply handle(const http::request<http::empty_body>& request);
@@ -100,41 +159,101 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
   std::vector<ReadinessResult> readiness();
 };
 
-// One admin HTTP connection: reads a request, answers, and reads the next one while the
-// client keeps the connection alive. Owned by its own pending operations.
-class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
+// One admin connection as the server's set sees it, whatever its stream.
+class AdminConnection {
  public:
-  AdminConnection(std::shared_ptr<AdminServer::State> state, tcp::socket socket)
+  AdminConnection() = default;
+  virtual ~AdminConnection() = default;
+  AdminConnection(const AdminConnection&) = delete;
+  AdminConnection& operator=(const AdminConnection&) = delete;
+  virtual void close() = 0;
+
+ protected:
+  // The server's state, for the connection types (this class is the server's friend).
+  using State = AdminServer::State;
+};
+
+namespace {
+
+// One admin HTTP connection over `Stream` (beast::tcp_stream, or TlsStream after its
+// handshake): reads a request, answers, and reads the next one while the client keeps
+// the connection alive. Owned by its own pending operations.
+template <class Stream>
+class HttpConnection final : public AdminConnection, public std::enable_shared_from_this<HttpConnection<Stream>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  HttpConnection(std::shared_ptr<State> state, tcp::socket socket)
+    requires(!kTls)
+      : state_(std::move(state)), stream_(std::move(socket)), buffer_(state_->config.max_header_bytes + 1024) {
+    state_->connections.insert(this);
+  }
+  HttpConnection(std::shared_ptr<State> state, tcp::socket socket, std::shared_ptr<ssl::context> tls)
+    requires kTls
       : state_(std::move(state)),
-        stream_(std::move(socket)),
+        tls_(std::move(tls)),
+        stream_(std::move(socket), *tls_),
         buffer_(state_->config.max_header_bytes + 1024) {
     state_->connections.insert(this);
   }
-  ~AdminConnection() { state_->connections.erase(this); }
-  AdminConnection(const AdminConnection&) = delete;
-  AdminConnection& operator=(const AdminConnection&) = delete;
+  ~HttpConnection() override { state_->connections.erase(this); }
 
-  void start() { read(); }
+  void start() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(state_->config.handshake_timeout);
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        self->on_handshake(ec);
+      });
+    } else {
+      read();
+    }
+  }
 
-  void close() {
+  void close() override {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    auto& lowest = beast::get_lowest_layer(stream_);
+    lowest.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest.close();
   }
 
  private:
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      // Plain HTTP on this port lands here too; the client sees the connection closed.
+      if (ec != asio::error::operation_aborted) {
+        ++state_->counters.tls_handshakes_failed;
+        log::debug(kComponent, "admin TLS handshake with {} failed: {}", peer(), handshake_reason(ec));
+      }
+      close();
+      return;
+    }
+    read();
+  }
+
+  std::string peer() {
+    beast::error_code ec;
+    const auto endpoint = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    return ec ? std::string("a client") : format_endpoint(endpoint);
+  }
+
+  std::string handshake_reason(const beast::error_code& ec) {
+    if (ec == beast::error::timeout) return "no handshake within the timeout";
+    ERR_clear_error();
+    return ec.message();
+  }
+
   void read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(state_->config.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(0);
-    stream_.expires_after(state_->config.idle_timeout);
+    beast::get_lowest_layer(stream_).expires_after(state_->config.idle_timeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
-        ec == asio::error::connection_reset || ec == asio::error::eof) {
+        ec == asio::error::connection_reset || ec == asio::error::eof || ec == ssl::error::stream_truncated) {
       close();
       return;
     }
@@ -164,22 +283,40 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
     response_.body() = reply.body;
     response_.keep_alive(keep_alive);
     response_.prepare_payload();
-    stream_.expires_after(state_->config.idle_timeout);
-    http::async_write(stream_, response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec || !self->response_.keep_alive()) {
+    beast::get_lowest_layer(stream_).expires_after(state_->config.idle_timeout);
+    http::async_write(stream_, response_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) {
         self->close();
+        return;
+      }
+      if (!self->response_.keep_alive()) {
+        self->finish();
         return;
       }
       self->read();
     });
   }
 
-  std::shared_ptr<AdminServer::State> state_;
-  beast::tcp_stream stream_;
+  // The last response is out: TLS says close_notify first, so that clients which read to
+  // the end of the stream see a clean end rather than a truncation.
+  void finish() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
+    } else {
+      close();
+    }
+  }
+
+  std::shared_ptr<State> state_;
+  std::shared_ptr<ssl::context> tls_;  // declared before stream_, which refers to it
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
   http::response<http::string_body> response_;
 };
+
+}  // namespace
 
 void AdminServer::State::accept() {
   acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
@@ -196,8 +333,10 @@ void AdminServer::State::accept() {
       ++self->counters.connections_refused;
       beast::error_code ignored;
       socket.close(ignored);
+    } else if (self->tls) {
+      std::make_shared<HttpConnection<TlsStream>>(self, std::move(socket), self->tls)->start();
     } else {
-      std::make_shared<AdminConnection>(self, std::move(socket))->start();
+      std::make_shared<HttpConnection<beast::tcp_stream>>(self, std::move(socket))->start();
     }
     self->accept();
   });
@@ -293,7 +432,33 @@ AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::set_alert_provider(AlertProvider provider) { state_->alerts = std::move(provider); }
 
+Expected<void, std::string> AdminServer::load_certificates() {
+  if (!state_->config.tls()) return {};
+  auto loaded = load_tls_context(state_->config);
+  if (!loaded) return make_unexpected(fmt::format("admin endpoint TLS: {}", loaded.error()));
+  state_->tls = std::move(*loaded);
+  return {};
+}
+
+Expected<void, std::string> AdminServer::reload_certificates() {
+  if (!state_->config.tls()) return {};
+  auto loaded = load_tls_context(state_->config);
+  if (!loaded) {
+    ++state_->counters.certificate_reloads_failed;
+    log::error(kComponent, "admin endpoint: certificate not reloaded, keeping the previous one: {}", loaded.error());
+    return make_unexpected(loaded.error());
+  }
+  state_->tls = std::move(*loaded);
+  log::info(kComponent, "admin endpoint: certificate reloaded from {}", state_->config.tls_cert_file);
+  return {};
+}
+
+std::string_view AdminServer::scheme() const { return state_->config.tls() ? "https" : "http"; }
+
 Expected<void, std::string> AdminServer::start() {
+  if (state_->config.tls() && !state_->tls) {
+    if (auto loaded = load_certificates(); !loaded) return loaded;
+  }
   auto split = split_host_port(state_->config.listen);
   if (!split) return make_unexpected(fmt::format("admin listen address: {}", split.error()));
   const auto& [host, port] = *split;

@@ -86,6 +86,12 @@ void render_store(PrometheusWriter& w, const StoreMetrics& s) {
   w.sample("tern_store_commit_group_size_bucket", {{"le", "+Inf"}}, cumulative);
   w.sample("tern_store_commit_group_size_sum", s.ops_written);
   w.sample("tern_store_commit_group_size_count", cumulative);
+  if (s.database_bytes) {
+    w.single("tern_store_database_bytes", C::gauge, "Size of the store's database file.", *s.database_bytes);
+  }
+  if (s.wal_bytes) {
+    w.single("tern_store_wal_bytes", C::gauge, "Size of the store's write-ahead log file.", *s.wal_bytes);
+  }
 }
 
 void render_process(PrometheusWriter& w, const ProcessStats& p) {
@@ -178,6 +184,12 @@ std::string render_metrics(const MetricsSnapshot& snap) {
     w.single("tern_admin_connections_refused_total", C::counter,
              "Admin connections closed at once because the connection limit was reached.",
              snap.admin->connections_refused);
+    w.single("tern_admin_tls_handshakes_failed_total", C::counter,
+             "Admin connections closed because the TLS handshake failed (e.g. plain HTTP on the HTTPS port).",
+             snap.admin->tls_handshakes_failed);
+    w.single("tern_admin_certificate_reloads_failed_total", C::counter,
+             "Admin certificate reloads (SIGHUP) that failed and kept the previous certificate.",
+             snap.admin->certificate_reloads_failed);
   }
   std::string out = std::move(w).take();
   out += snap.extra;

@@ -34,6 +34,8 @@ struct AdminCounters {
   std::uint64_t requests = 0;
   std::uint64_t unauthorized = 0;
   std::uint64_t connections_refused = 0;  // over the admin connection limit
+  std::uint64_t tls_handshakes_failed = 0;  // plain HTTP on the HTTPS port, bad clients, timeouts
+  std::uint64_t certificate_reloads_failed = 0;
 };
 
 struct MetricsSnapshot {

@@ -34,6 +34,9 @@ struct StoreMetrics {
   std::uint64_t max_batch_ops = 0;
   // Group sizes: bucket i counts sizes in [2^i, 2^(i+1)), the last one the rest.
   std::array<std::uint64_t, 14> batch_size_histogram{};
+  // Sizes on disk of the database file and its write-ahead log (unknown: nullopt).
+  std::optional<std::uint64_t> database_bytes;
+  std::optional<std::uint64_t> wal_bytes;
 };
 
 // One readiness condition: returns nullopt when satisfied, else why not.

@@ -73,10 +73,13 @@ struct Broker::Impl {
 
   std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
   std::unordered_map<std::string, std::unique_ptr<Session>> sessions;  // by client id
-  std::unordered_map<SessionKey, Session*> sessions_by_key;
-  SessionKey next_session_key = 1;
+  SessionSlots sessions_by_key;
   std::uint64_t assigned_id_counter = 0;
   SubscriptionTree tree;
+  DeadlineQueue<Connection> deadlines;
+  Timers::Id deadline_timer = 0;
+  std::chrono::steady_clock::time_point deadline_timer_at{};
+  bool handling_deadlines = false;
   std::map<std::string, MessagePtr, std::less<>> retained;
 
   struct StreamState {
@@ -89,6 +92,8 @@ struct Broker::Impl {
 
   std::size_t sys_subscriptions = 0;
   Timers::Id sys_timer = 0;
+  Broker::SysContributor sys_contributor;
+  Broker::SysFigures sys_figures;  // reused by every $SYS cycle
   bool shutting_down = false;
 
   // Scratch for route(): reused so that routing does not allocate in steady state.
@@ -116,8 +121,8 @@ struct Broker::Impl {
   }
 
   std::string describe(const Connection& conn) const {
-    if (conn.identity.client_id.empty()) return conn.identity.peer;
-    return fmt::format("{} ({})", conn.identity.client_id, conn.identity.peer);
+    if (conn.identity().client_id.empty()) return conn.identity().peer;
+    return fmt::format("{} ({})", conn.identity().client_id, conn.identity().peer);
   }
 
   // Closes a connection for a protocol reason: 5.0 clients that completed CONNECT get a
@@ -140,11 +145,10 @@ struct Broker::Impl {
   // Forgets the connection and closes it. The session (if any) goes offline.
   void close_connection(Connection& conn, bool graceful) {
     const ConnectionId id = conn.id;
-    if (conn.connect_timer) timers.cancel(conn.connect_timer);
-    if (conn.keep_alive_timer) timers.cancel(conn.keep_alive_timer);
+    deadlines.remove(conn);  // the timer stays armed: firing early finds nothing due
     Session* session = conn.session;
     const bool send_will = !graceful && !conn.will_cleared;
-    if (conn.state == Connection::State::connected) policy.client_disconnected(conn.identity);
+    if (conn.state == Connection::State::connected) policy.client_disconnected(conn.identity());
     auto owned = std::move(connections[id]);
     connections.erase(id);
     --stats.connections_current;
@@ -160,12 +164,10 @@ struct Broker::Impl {
 
   Session& create_session(const std::string& client_id, Version version) {
     auto s = std::make_unique<Session>();
-    s->key = next_session_key++;
-    s->client_id = client_id;
+    s->key = sessions_by_key.add(s.get());
     s->identity.client_id = client_id;
     s->version = version;
     Session& ref = *s;
-    sessions_by_key[ref.key] = &ref;
     sessions[client_id] = std::move(s);
     ++stats.sessions;
     return ref;
@@ -179,21 +181,29 @@ struct Broker::Impl {
     }
     if (session.expiry_timer) timers.cancel(session.expiry_timer);
     for (auto& [filter, sub] : session.subscriptions) remove_from_tree(filter, session.key);
-    store.remove_session(session.client_id);
-    sessions_by_key.erase(session.key);
+    store.remove_session(session.client_id());
+    sessions_by_key.remove(session.key);
     --stats.sessions;
-    const std::string id = session.client_id;
+    const std::string id = session.client_id();
     sessions.erase(id);
   }
 
   void persist_session(const Session& session) {
     if (session.expiry_interval == 0) return;
     SessionRecord rec;
-    rec.client_id = session.client_id;
+    rec.client_id = session.client_id();
     rec.version = session.version;
     rec.session_expiry_interval = session.expiry_interval;
     for (auto& [_, sub] : session.subscriptions) rec.subscriptions.push_back(sub);
     store.save_session(rec);
+  }
+
+  bool is_service_log_topic(std::string_view topic) const {
+    constexpr std::string_view prefix = "$tern/logs/";
+    if (!topic.starts_with(prefix)) return false;
+    const std::string_view rest = topic.substr(prefix.size());
+    return !(rest.starts_with(config.node_name) && rest.size() > config.node_name.size() &&
+             rest[config.node_name.size()] == '/');
   }
 
   // ---------------------------------------------------------------- write-through
@@ -205,7 +215,7 @@ struct Broker::Impl {
     if (!persistent(session) || d.qos == QoS::at_most_once) return;
     if (d.seq == 0) d.seq = ++session.last_seq;
     QueuedRecord rec;
-    rec.client_id = session.client_id;
+    rec.client_id = session.client_id();
     rec.seq = d.seq;
     rec.message = d.message;
     rec.qos = d.qos;
@@ -218,7 +228,7 @@ struct Broker::Impl {
 
   void unstore_delivery(Session& session, Delivery& d) {
     if (d.seq == 0) return;
-    store.remove_queued(session.client_id, d.seq);
+    store.remove_queued(session.client_id(), d.seq);
     d.seq = 0;
   }
 
@@ -240,10 +250,10 @@ struct Broker::Impl {
       } else {
         const SessionKey key = session.key;
         session.will_timer = timers.schedule(std::chrono::seconds(delay), [this, key] {
-          auto it = sessions_by_key.find(key);
-          if (it == sessions_by_key.end()) return;
-          it->second->will_timer = 0;
-          publish_will(*it->second);
+          Session* s = sessions_by_key.find(key);
+          if (s == nullptr) return;
+          s->will_timer = 0;
+          publish_will(*s);
         });
       }
     } else {
@@ -260,12 +270,12 @@ struct Broker::Impl {
     if (session.expiry_interval == kNeverExpires) return;
     const SessionKey key = session.key;
     session.expiry_timer = timers.schedule(std::chrono::seconds(session.expiry_interval), [this, key] {
-      auto it = sessions_by_key.find(key);
-      if (it == sessions_by_key.end()) return;
-      Session& s = *it->second;
+      Session* found = sessions_by_key.find(key);
+      if (found == nullptr) return;
+      Session& s = *found;
       s.expiry_timer = 0;
       if (s.connection == nullptr) {
-        log::debug(kLog, "session {} expired", s.client_id);
+        log::debug(kLog, "session {} expired", s.client_id());
         destroy_session(s);
       }
     });
@@ -440,9 +450,9 @@ struct Broker::Impl {
         msg->topic,
         [&](const SubscriptionEntry& e) {
           if (e.options.no_local && e.session == origin_key) return;
-          auto it = sessions_by_key.find(e.session);
-          if (it == sessions_by_key.end()) return;
-          Target& t = target_for(it->second);
+          Session* s = sessions_by_key.find(e.session);
+          if (s == nullptr) return;
+          Target& t = target_for(s);
           if (static_cast<std::uint8_t>(e.options.qos) > static_cast<std::uint8_t>(t.qos)) t.qos = e.options.qos;
           t.retain_as_published = t.retain_as_published || e.options.retain_as_published;
           if (e.subscription_id != 0) t.subscription_ids.push_back(e.subscription_id);
@@ -475,11 +485,11 @@ struct Broker::Impl {
       for (std::size_t i = 0; i < n; ++i) {
         const std::size_t idx = (group.next + i) % n;
         const SubscriptionEntry& e = group.members[idx];
-        auto it = sessions_by_key.find(e.session);
-        if (it == sessions_by_key.end() || it->second == exclude) continue;
-        if (pass == 0 && it->second->connection == nullptr) continue;
+        Session* s = sessions_by_key.find(e.session);
+        if (s == nullptr || s == exclude) continue;
+        if (pass == 0 && s->connection == nullptr) continue;
         chosen = &e;
-        chosen_session = it->second;
+        chosen_session = s;
         group.next = (idx + 1) % n;
         break;
       }
@@ -571,7 +581,7 @@ struct Broker::Impl {
       switch (config.queue_full_policy) {
         case QueueFullPolicy::drop_new:
           ++stats.dropped_queue_full;
-          log::debug(kLog, "queue of {} full: message dropped", session.client_id);
+          log::debug(kLog, "queue of {} full: message dropped", session.client_id());
           return;
         case QueueFullPolicy::drop_oldest:
           ++stats.dropped_queue_full;
@@ -708,13 +718,13 @@ struct Broker::Impl {
       for (std::uint32_t id : d.subscription_ids) mqtt::append_subscription_identifier(subscription_ids, id);
       pr.subscription_identifiers = subscription_ids;
       if (conn.client_topic_alias_maximum > 0) {
-        auto it = conn.outbound_aliases.find(msg.topic);
-        if (it != conn.outbound_aliases.end()) {
+        auto it = conn.topic_aliases().outbound.find(msg.topic);
+        if (it != conn.aliases->outbound.end()) {
           pr.topic_alias = it->second;
           p.topic = {};
-        } else if (conn.outbound_aliases.size() < conn.client_topic_alias_maximum) {
-          const auto alias = static_cast<std::uint16_t>(conn.outbound_aliases.size() + 1);
-          conn.outbound_aliases.emplace(msg.topic, alias);
+        } else if (conn.aliases->outbound.size() < conn.client_topic_alias_maximum) {
+          const auto alias = static_cast<std::uint16_t>(conn.aliases->outbound.size() + 1);
+          conn.aliases->outbound.emplace(msg.topic, alias);
           pr.topic_alias = alias;
         }
       }
@@ -764,11 +774,25 @@ struct Broker::Impl {
     });
   }
 
-  void publish_sys_value(std::string_view topic, std::uint64_t value) {
+  void publish_sys_value(std::string_view topic, std::uint64_t value) { publish_sys_text(topic, std::to_string(value)); }
+
+  void publish_sys_text(std::string_view topic, std::string text) {
     auto m = std::make_shared<Message>();
     m->topic = topic;
-    m->payload = std::to_string(value);
+    m->payload = std::move(text);
     route(m, nullptr);
+  }
+
+  // Contributed figures are checked here rather than trusted: a contributor must not be
+  // able to publish outside $SYS/, where ACLs would otherwise have applied.
+  void publish_contributed_sys() {
+    if (!sys_contributor) return;
+    sys_figures.clear();
+    sys_contributor(sys_figures);
+    for (auto& [topic, text] : sys_figures) {
+      if (topic.starts_with("$SYS/") && is_valid_topic_name(topic)) publish_sys_text(topic, std::move(text));
+    }
+    sys_figures.clear();
   }
 
   void publish_sys() {
@@ -791,6 +815,7 @@ struct Broker::Impl {
     publish_sys_value("$SYS/broker/messages/dropped/too_large", stats.dropped_too_large);
     publish_sys_value("$SYS/broker/messages/dropped/not_authorized", stats.dropped_not_authorized);
     publish_sys_value("$SYS/broker/protocol_errors", stats.protocol_errors);
+    publish_contributed_sys();
   }
 
   // ---------------------------------------------------------------- streams
@@ -897,20 +922,68 @@ struct Broker::Impl {
 
   // ---------------------------------------------------------------- timers
 
-  void start_keep_alive(Connection& conn, std::chrono::milliseconds after) {
-    const ConnectionId id = conn.id;
-    conn.keep_alive_timer = timers.schedule(after, [this, id] {
-      Connection* c = find_connection(id);
-      if (c == nullptr) return;
-      c->keep_alive_timer = 0;
+  // One timer for every connection's deadline (CONNECT timeout, keep-alive): an idle
+  // connection holds a queue entry, not a timer. Keep-alive deadlines are rounded up to a
+  // grid that is coarse next to the keep-alive itself, so that deadlines of many clients
+  // fall due together and an idle broker wakes up rarely.
+  void set_deadline(Connection& conn, std::chrono::steady_clock::time_point at,
+                    std::chrono::nanoseconds grid = std::chrono::nanoseconds(1)) {
+    if (grid > std::chrono::nanoseconds(1)) {
+      const auto since = at.time_since_epoch();
+      at = std::chrono::steady_clock::time_point((since + grid - std::chrono::nanoseconds(1)) / grid * grid);
+    }
+    deadlines.set(conn, at);
+    if (!handling_deadlines) arm_deadline_timer();
+  }
+
+  static std::chrono::nanoseconds keep_alive_grid(std::chrono::milliseconds limit) {
+    using namespace std::chrono_literals;
+    if (limit >= 60s) return 1s;
+    if (limit >= 6s) return 100ms;
+    if (limit >= 600ms) return 10ms;
+    return 1ms;
+  }
+
+  void start_keep_alive(Connection& conn) {
+    const auto limit = std::chrono::milliseconds(conn.keep_alive * 1500);
+    set_deadline(conn, conn.last_activity + limit, keep_alive_grid(limit));
+  }
+
+  void arm_deadline_timer() {
+    if (deadlines.empty() || shutting_down) return;
+    const auto at = deadlines.earliest();
+    if (deadline_timer != 0) {
+      if (deadline_timer_at <= at) return;  // fires first; it re-arms for what is left
+      timers.cancel(deadline_timer);
+    }
+    const auto wait = std::max(at - clock.now(), std::chrono::steady_clock::duration::zero());
+    deadline_timer_at = at;
+    deadline_timer = timers.schedule(std::chrono::ceil<std::chrono::milliseconds>(wait), [this] {
+      deadline_timer = 0;
+      on_deadlines();
+    });
+  }
+
+  void on_deadlines() {
+    const auto now = clock.now();
+    handling_deadlines = true;
+    while (Connection* c = deadlines.pop_due(now)) {
+      if (c->state == Connection::State::awaiting_connect) {
+        ++stats.protocol_errors;
+        log::warn(kLog, "closing {}: no CONNECT within the connect timeout", c->identity().peer);
+        close_connection(*c, true);
+        continue;
+      }
+      if (c->keep_alive == 0) continue;
       const auto limit = std::chrono::milliseconds(c->keep_alive * 1500);
-      const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - c->last_activity);
-      if (idle >= limit) {
+      if (now - c->last_activity >= limit) {
         close_with(*c, ReasonCode::keep_alive_timeout, "no packet within 1.5 x keep-alive");
       } else {
-        start_keep_alive(*c, limit - idle);
+        start_keep_alive(*c);
       }
-    });
+    }
+    handling_deadlines = false;
+    arm_deadline_timer();
   }
 
   // ---------------------------------------------------------------- packets
@@ -999,10 +1072,7 @@ struct Broker::Impl {
       return;
     }
     conn.version = c.version;
-    if (conn.connect_timer) {
-      timers.cancel(conn.connect_timer);
-      conn.connect_timer = 0;
-    }
+    deadlines.remove(conn);  // the CONNECT timeout; keep-alive follows below
     const auto& props = c.properties;
     std::string client_id(c.client_id);
     bool assigned = false;
@@ -1014,13 +1084,13 @@ struct Broker::Impl {
       client_id = fmt::format("tern-{}-{}", conn.id, ++assigned_id_counter);
       assigned = true;
     }
-    conn.identity.client_id = client_id;
-    if (c.username) conn.identity.username = std::string(*c.username);
+    conn.identity().client_id = client_id;
+    if (c.username) conn.identity().username = std::string(*c.username);
     if (props.authentication_method) {
       refuse_connect(conn, ReasonCode::bad_authentication_method, "enhanced authentication is not supported");
       return;
     }
-    if (const auto rc = policy.authenticate(conn.identity, c.password); rc != 0) {
+    if (const auto rc = policy.authenticate(conn.identity(), c.password); rc != 0) {
       refuse_connect(conn, static_cast<ReasonCode>(rc), "authentication failed");
       return;
     }
@@ -1028,7 +1098,7 @@ struct Broker::Impl {
       refuse_connect(conn, ReasonCode::retain_not_supported, "will retain while retain is not available");
       return;
     }
-    if (c.will && !policy.may_publish(conn.identity, c.will->topic)) {
+    if (c.will && !policy.may_publish(conn.identity(), c.will->topic)) {
       refuse_connect(conn, ReasonCode::not_authorized, "will topic not authorized");
       return;
     }
@@ -1067,7 +1137,7 @@ struct Broker::Impl {
       Session& old = *it->second;
       if (old.connection != nullptr) {
         Connection& old_conn = *old.connection;
-        log::info(kLog, "session {} taken over by {}", client_id, conn.identity.peer);
+        log::info(kLog, "session {} taken over by {}", client_id, conn.identity().peer);
         // The old connection ends without DISCONNECT from its client: its will applies.
         close_with(old_conn, ReasonCode::session_taken_over, "another connection with the same client id");
       }
@@ -1095,10 +1165,11 @@ struct Broker::Impl {
     session->version = c.version;
     session->expiry_interval = expiry;
     session->connection = &conn;
-    session->identity = conn.identity;
+    session->identity = std::move(*conn.own_identity);
+    conn.own_identity.reset();
     conn.session = session;
     conn.state = Connection::State::connected;
-    policy.client_connected(conn.identity);
+    policy.client_connected(conn.identity());
     ++stats.clients_connected;
 
     if (c.will) {
@@ -1109,8 +1180,8 @@ struct Broker::Impl {
       m->retain = c.will->retain;
       copy_properties(*m, c.will->properties);
       m->origin_client_id = client_id;
-      session->will = WillMessage{std::move(m), c.will->properties.will_delay_interval.value_or(0),
-                                  c.will->properties.message_expiry_interval};
+      session->will = std::make_unique<WillMessage>(WillMessage{
+          std::move(m), c.will->properties.will_delay_interval.value_or(0), c.will->properties.message_expiry_interval});
     }
 
     mqtt::Connack ack;
@@ -1138,7 +1209,7 @@ struct Broker::Impl {
     log::debug(kLog, "{} connected (v{}, keep-alive {}, session present {})", describe(conn),
                static_cast<int>(c.version), conn.keep_alive, session_present);
 
-    if (conn.keep_alive > 0) start_keep_alive(conn, std::chrono::milliseconds(conn.keep_alive * 1500));
+    if (conn.keep_alive > 0) start_keep_alive(conn);
 
     // Resume: in-flight messages again (PUBLISH with DUP, or PUBREL), then the queue.
     for (InflightMessage& m : session->inflight) {
@@ -1172,15 +1243,16 @@ struct Broker::Impl {
         return;
       }
       // Grown on use: an idle connection holds no alias table.
-      if (conn.inbound_aliases.size() <= alias) conn.inbound_aliases.resize(alias + 1u);
+      auto& inbound_aliases = conn.topic_aliases().inbound;
+      if (inbound_aliases.size() <= alias) inbound_aliases.resize(alias + 1u);
       if (topic.empty()) {
-        topic = conn.inbound_aliases[alias];
+        topic = inbound_aliases[alias];
         if (topic.empty()) {
           close_with(conn, ReasonCode::protocol_error, "unknown topic alias");
           return;
         }
       } else {
-        conn.inbound_aliases[alias] = std::string(topic);
+        inbound_aliases[alias] = std::string(topic);
       }
     } else if (topic.empty()) {
       close_with(conn, ReasonCode::protocol_error, "empty topic without topic alias");
@@ -1210,7 +1282,7 @@ struct Broker::Impl {
     }
 
     if (topic.starts_with(kStreamsRoot)) {
-      if (!policy.may_publish(conn.identity, topic)) {
+      if (!policy.may_publish(conn.identity(), topic)) {
         ++stats.dropped_not_authorized;
       } else {
         answer_stream_read(conn, p, topic);
@@ -1223,12 +1295,14 @@ struct Broker::Impl {
       return;
     }
 
-    // '$' topics belong to the broker (§4.7.2, DESIGN §2); dead letters are the exception.
-    const bool allowed =
-        (!topic.starts_with('$') || topic.starts_with("$dlq/")) && policy.may_publish(conn.identity, topic);
+    // '$' topics belong to the broker (§4.7.2, DESIGN §2); dead letters and services' own
+    // log lines ($tern/logs/{service}/{level}) are the exceptions, still subject to ACLs.
+    // The broker's own log lines ($tern/logs/{node}/...) are not for clients to imitate.
+    const bool allowed = (!topic.starts_with('$') || topic.starts_with("$dlq/") || is_service_log_topic(topic)) &&
+                         policy.may_publish(conn.identity(), topic);
     ReasonCode result = ReasonCode::success;
     PublishVerdict verdict;
-    if (allowed) verdict = policy.check_publish(conn.identity, topic, p.payload, p.properties.user_properties);
+    if (allowed) verdict = policy.check_publish(conn.identity(), topic, p.payload, p.properties.user_properties);
     if (verdict.pause_reading.count() > 0) pause_reading(conn, verdict.pause_reading);
     if (!allowed) {
       ++stats.dropped_not_authorized;
@@ -1262,14 +1336,14 @@ struct Broker::Impl {
       if (p.properties.message_expiry_interval) {
         m->expires_at = clock.now() + std::chrono::seconds(*p.properties.message_expiry_interval);
       }
-      m->origin_client_id = conn.identity.client_id;
+      m->origin_client_id = conn.identity().client_id;
       for (const auto& [key, value] : verdict.add_user_properties) mqtt::append_user_property(m->user_properties, key, value);
       if (p.retain) set_retained(m);
       const ConnectionId id = conn.id;
       append_to_streams(m);
       const std::uint64_t deliveries_before = tracer != nullptr ? stats.messages_sent + stats.queued_total : 0;
       route(m, conn.session);
-      if (tracer != nullptr) trace_publish(*m, conn.identity.client_id, deliveries_before);
+      if (tracer != nullptr) trace_publish(*m, conn.identity().client_id, deliveries_before);
       if (find_connection(id) == nullptr) return;  // routing may close connections (queue policy)
     }
     if (p.qos == QoS::at_least_once) {
@@ -1277,7 +1351,7 @@ struct Broker::Impl {
     } else if (p.qos == QoS::exactly_once) {
       if (!mqtt::is_error(result)) {
         session.inbound_qos2.push_back(p.packet_id);
-        if (persistent(session)) store.save_inbound_qos2(session.client_id, p.packet_id);
+        if (persistent(session)) store.save_inbound_qos2(session.client_id(), p.packet_id);
       }
       acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, result);
     }
@@ -1401,7 +1475,7 @@ struct Broker::Impl {
         ReasonCode rc = ReasonCode::success;
         if (it != ids.end()) {
           ids.erase(it);
-          if (persistent(session)) store.remove_inbound_qos2(session.client_id, a.packet_id);
+          if (persistent(session)) store.remove_inbound_qos2(session.client_id(), a.packet_id);
         } else {
           rc = ReasonCode::packet_identifier_not_found;
         }
@@ -1457,9 +1531,9 @@ struct Broker::Impl {
         rc = ReasonCode::wildcard_subscriptions_not_supported;
       } else if (has_id && !config.subscription_identifiers) {
         rc = ReasonCode::subscription_identifiers_not_supported;
-      } else if (!policy.may_subscribe(conn.identity, t.filter)) {
+      } else if (!policy.may_subscribe(conn.identity(), t.filter)) {
         rc = ReasonCode::not_authorized;
-      } else if (const std::size_t limit = policy.max_subscriptions(conn.identity);
+      } else if (const std::size_t limit = policy.max_subscriptions(conn.identity());
                  limit > 0 && session.subscriptions.size() >= limit && !session.subscriptions.contains(t.filter)) {
         rc = ReasonCode::quota_exceeded;
       }
@@ -1537,17 +1611,11 @@ bool Broker::connection_opened(ConnectionId id, std::string peer, std::optional<
   }
   auto conn = std::make_unique<Connection>();
   conn->id = id;
-  conn->identity.peer = std::move(peer);
-  conn->identity.transport_identity = std::move(transport_identity);
+  conn->own_identity = std::make_unique<ClientIdentity>();
+  conn->own_identity->peer = std::move(peer);
+  conn->own_identity->transport_identity = std::move(transport_identity);
   conn->last_activity = b.clock.now();
-  conn->connect_timer = b.timers.schedule(b.config.connect_timeout, [&b, id] {
-    Connection* c = b.find_connection(id);
-    if (c == nullptr || c->state != Connection::State::awaiting_connect) return;
-    c->connect_timer = 0;
-    ++b.stats.protocol_errors;
-    log::warn(kLog, "closing {}: no CONNECT within the connect timeout", c->identity.peer);
-    b.close_connection(*c, true);
-  });
+  b.set_deadline(*conn, conn->last_activity + b.config.connect_timeout);
   b.connections.emplace(id, std::move(conn));
   ++b.stats.connections_current;
   ++b.stats.connections_total;
@@ -1627,6 +1695,8 @@ const BrokerStats& Broker::stats() const noexcept { return impl_->stats; }
 
 void Broker::set_tracer(Tracer* tracer) noexcept { impl_->tracer = tracer; }
 
+void Broker::set_sys_contributor(SysContributor contributor) { impl_->sys_contributor = std::move(contributor); }
+
 void Broker::publish_internal(std::string_view topic, std::string_view payload, int qos, bool retain) {
   auto m = std::make_shared<Message>();
   m->topic = topic;
@@ -1644,7 +1714,7 @@ std::vector<ClientInfo> Broker::clients() const {
     ClientInfo c;
     c.client_id = id;
     c.connected = s->connection != nullptr;
-    if (s->connection != nullptr) c.peer = s->connection->identity.peer;
+    if (s->connection != nullptr) c.peer = s->connection->identity().peer;
     c.protocol_version = static_cast<int>(s->version);
     c.session_expiry_interval = s->expiry_interval;
     c.subscriptions = s->subscriptions.size();

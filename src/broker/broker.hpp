@@ -7,10 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "broker/config.hpp"
@@ -73,6 +75,14 @@ class Broker {
 
   // Spans for traced messages (null: none). The tracer must outlive the broker.
   void set_tracer(Tracer* tracer) noexcept;
+
+  // Figures owned by others (the store, the security policy) published with the broker's
+  // own $SYS figures: called once a $SYS cycle, so only while someone subscribes to $SYS,
+  // it appends (topic, decimal text) pairs. Topics outside "$SYS/" are ignored. It must not
+  // call back into the Broker. Empty: none.
+  using SysFigures = std::vector<std::pair<std::string, std::string>>;
+  using SysContributor = std::function<void(SysFigures& out)>;
+  void set_sys_contributor(SysContributor contributor);
 
   // Publishes a message from the broker itself ($tern/logs/..., $tern/alerts): routed to
   // the matching subscriptions like a client's PUBLISH, without ACL checks. Must not be

@@ -1,7 +1,7 @@
 // Design notes.
 //
-// Connection lifetime. A Connection is held by shared_ptr: by the id map while the
-// connection exists, and by every pending Asio handler. Broker callbacks may re-enter the
+// Connection lifetime. A Connection is reference-counted (intrusive, one word): held by the
+// connection table while the connection exists, and by every pending Asio handler. Broker callbacks may re-enter the
 // transport (send to others, close any connection, including the one being read), so
 // every step that follows a broker call re-checks the connection's state instead of
 // assuming it. Ids are never reused, so a stale id finds nothing.
@@ -17,6 +17,12 @@
 // the server's scratch buffer. Only an unconsumed tail (a partial packet) is copied into
 // the connection, so an idle connection holds no read buffer.
 //
+// Idle cost. What an idle plain-TCP connection holds here: the Connection (socket typed on
+// the io_context's executor, which is 48 bytes smaller than any_io_executor, in the
+// operations as well), Asio's reactor state for the descriptor, the pending readability
+// wait, and one slot in the connection table. Write queues, partial packets and deadlines
+// are allocated only while in use.
+//
 // Transports. A Stream is a plain TCP socket, a TlsStream (TLS driven by readiness on the
 // socket, see tls_stream.hpp) or a WsStream (WebSocket, plain or TLS); the logic above and
 // below is the same for all. A TLS or WebSocket connection first goes through `handshaking`
@@ -27,10 +33,12 @@
 // Certificates. Each TLS listener holds a shared TlsContext; SIGHUP builds new ones from the
 // same files. New connections take the new context, existing ones keep theirs.
 //
-// Writing. send() appends to the connection's pending list and puts the connection on a
+// Writing. send() appends to the connection's write queue and puts the connection on a
 // server-wide flush list; one posted task per loop turn starts a scatter-gather write for
 // every connection on it. The pending and writing vectors swap places when a whole queue
-// fits in one batch, so steady traffic allocates nothing.
+// fits in one batch. A connection holds a write queue only while it has something to write;
+// drained queues go back to a small server-wide pool, so steady traffic allocates nothing
+// and idle connections hold none.
 #include "net/server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -42,11 +50,14 @@
 #include <boost/asio/write.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/iterator/transform_iterator.hpp>
+#include <boost/smart_ptr/intrusive_ptr.hpp>
+#include <boost/smart_ptr/intrusive_ref_counter.hpp>
 
 #include <csignal>
 #include <fmt/format.h>
 #include <iterator>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -74,9 +85,14 @@ constexpr int kReadsPerWakeup = 16;  // then back to the reactor, so one busy pe
 constexpr std::size_t kMaxBatchBuffers = 64;
 constexpr std::size_t kMaxBatchBytes = 1024 * 1024;
 constexpr std::size_t kKeptVectorCapacity = 16;  // beyond this, an emptied queue gives its memory back
+constexpr std::size_t kPooledWriteQueues = 64;   // drained write queues kept for the next sender
 constexpr auto kCloseTimeout = std::chrono::seconds(2);  // flush + linger after the broker's close
 constexpr auto kShutdownGrace = std::chrono::seconds(1);
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
+
+// Plain TCP sockets are bound to the io_context's executor type rather than the
+// polymorphic any_io_executor: 48 bytes less per socket and per pending operation.
+using TcpSocket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 
 std::string format_endpoint(const tcp::endpoint& endpoint) {
   if (endpoint.address().is_v6()) return fmt::format("[{}]:{}", endpoint.address().to_string(), endpoint.port());
@@ -111,7 +127,7 @@ void release_if_large(std::vector<T>& v) {
 // their own types (no type erasure) on the TCP and TLS paths, which carry the device traffic.
 class Stream {
  public:
-  explicit Stream(tcp::socket socket) : stream_(std::move(socket)) {}
+  explicit Stream(TcpSocket socket) : stream_(std::move(socket)) {}
   explicit Stream(std::unique_ptr<TlsStream> tls) : stream_(std::move(tls)) {}
   explicit Stream(std::unique_ptr<WsStream> ws) : stream_(std::move(ws)) {}
 
@@ -126,8 +142,8 @@ class Stream {
 
   template <class Handler>
   void async_wait_readable(Handler handler) {
-    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
-      socket->async_wait(tcp::socket::wait_read, std::move(handler));
+    if (auto* socket = std::get_if<TcpSocket>(&stream_)) {
+      socket->async_wait(TcpSocket::wait_read, std::move(handler));
     } else if (auto* t = tls()) {
       t->async_wait_readable(std::move(handler));
     } else {
@@ -136,14 +152,14 @@ class Stream {
   }
 
   std::size_t read_some(asio::mutable_buffer buffer, error_code& ec) {
-    if (auto* socket = std::get_if<tcp::socket>(&stream_)) return socket->read_some(buffer, ec);
+    if (auto* socket = std::get_if<TcpSocket>(&stream_)) return socket->read_some(buffer, ec);
     if (auto* t = tls()) return t->read_some(buffer, ec);
     return ws()->read_some(buffer, ec);
   }
 
   template <class Handler>
   void async_write(const std::vector<SharedBytes>& buffers, Handler handler) {
-    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
+    if (auto* socket = std::get_if<TcpSocket>(&stream_)) {
       asio::async_write(*socket, WriteBuffers(buffers),
                         [handler = std::move(handler)](error_code ec, std::size_t) mutable { handler(ec); });
     } else if (auto* t = tls()) {
@@ -154,15 +170,15 @@ class Stream {
   }
 
   void shutdown_send(error_code& ec) {
-    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
-      socket->shutdown(tcp::socket::shutdown_send, ec);
+    if (auto* socket = std::get_if<TcpSocket>(&stream_)) {
+      socket->shutdown(TcpSocket::shutdown_send, ec);
     } else if (auto* t = tls()) {
       t->shutdown_send(ec);
     }
   }
 
   void close(error_code& ec) {
-    if (auto* socket = std::get_if<tcp::socket>(&stream_)) {
+    if (auto* socket = std::get_if<TcpSocket>(&stream_)) {
       socket->close(ec);
     } else if (auto* t = tls()) {
       t->close(ec);
@@ -178,44 +194,106 @@ class Stream {
   }
 
  private:
-  std::variant<tcp::socket, std::unique_ptr<TlsStream>, std::unique_ptr<WsStream>> stream_;
+  std::variant<TcpSocket, std::unique_ptr<TlsStream>, std::unique_ptr<WsStream>> stream_;
 };
 
-// Only while a TLS or WebSocket handshake runs.
-struct Handshake {
-  Handshake(asio::io_context& io, std::string peer_name, std::string listener_name, Transport t)
-      : deadline(io), peer(std::move(peer_name)), listener(std::move(listener_name)), transport(t) {}
-  asio::steady_timer deadline;
+// Only while a TLS or WebSocket handshake runs (with its peer and listener for the log
+// lines), or while the connection closes.
+struct Deadline {
+  explicit Deadline(asio::io_context& io) : timer(io) {}
+  Deadline(asio::io_context& io, std::string peer_name, std::string listener_name, Transport t)
+      : timer(io), peer(std::move(peer_name)), listener(std::move(listener_name)), transport(t) {}
+  asio::steady_timer timer;
   std::string peer;
   std::string listener;
-  Transport transport;
+  Transport transport = Transport::tcp;
 };
 
-struct Connection {
+// What is queued for a connection; only while there is something to write.
+struct WriteQueue {
+  bool has_pending() const { return pending_head < pending.size(); }
+  std::vector<SharedBytes> pending;  // queued by the broker, not yet handed to the socket
+  std::size_t pending_head = 0;      // pending[0, pending_head) were moved into a write
+  std::size_t pending_bytes = 0;
+  std::vector<SharedBytes> writing;  // the write in progress
+  std::size_t writing_bytes = 0;
+};
+
+// Fields ordered so that the reference count, state and flags share the first word.
+struct Connection : boost::intrusive_ref_counter<Connection, boost::thread_unsafe_counter> {
   enum class State : std::uint8_t { handshaking, open, flushing, lingering, closed };
 
-  Connection(ConnectionId connection_id, Stream s) : id(connection_id), stream(std::move(s)) {}
+  Connection(ConnectionId connection_id, Stream s)
+      : reading_enabled(true), read_waiting(false), write_active(false), on_flush_list(false),
+        id(connection_id), stream(std::move(s)) {}
 
-  bool has_pending() const { return pending_head < pending.size(); }
+  bool has_pending() const { return out && out->has_pending(); }
 
+  State state = State::open;
+  bool reading_enabled : 1;
+  bool read_waiting : 1;
+  bool write_active : 1;
+  bool on_flush_list : 1;
   ConnectionId id;
   Stream stream;
-  std::unique_ptr<Handshake> handshake;  // only while handshaking
-  std::string partial;                 // unconsumed bytes of a partial packet; empty when idle
-  std::vector<SharedBytes> pending;    // queued by the broker, not yet handed to the socket
-  std::size_t pending_head = 0;        // pending[0, pending_head) were moved into a write
-  std::size_t pending_bytes = 0;
-  std::vector<SharedBytes> writing;    // the write in progress
-  std::size_t writing_bytes = 0;
-  std::unique_ptr<asio::steady_timer> close_deadline;  // only once closing: idle connections stay small
-  State state = State::open;
-  bool reading_enabled = true;
-  bool read_waiting = false;
-  bool write_active = false;
-  bool on_flush_list = false;
+  std::unique_ptr<Deadline> deadline;     // only while handshaking or closing
+  std::unique_ptr<std::string> partial;   // unconsumed bytes of a partial packet; null when idle
+  std::unique_ptr<WriteQueue> out;        // null while nothing is queued
 };
 
-using ConnectionPtr = std::shared_ptr<Connection>;
+using ConnectionPtr = boost::intrusive_ptr<Connection>;
+
+// Open connections by id: one pointer each. An id is the slot's index in its low 32 bits
+// and a serial number in its high 32 bits, so that a stale id does not find the connection
+// that took its slot over.
+class ConnectionTable {
+ public:
+  // The id the next put() gets.
+  ConnectionId next_id() {
+    const std::uint64_t slot = free_.empty() ? slots_.size() : free_.back();
+    return (static_cast<std::uint64_t>(++serial_) << 32) | slot;
+  }
+  void put(ConnectionPtr conn) {
+    const auto slot = static_cast<std::uint32_t>(conn->id);
+    if (!free_.empty() && free_.back() == slot) {
+      free_.pop_back();
+      slots_[slot] = std::move(conn);
+    } else {
+      slots_.push_back(std::move(conn));
+    }
+    ++size_;
+  }
+  Connection* find(ConnectionId id) const {
+    const auto slot = static_cast<std::uint32_t>(id);
+    if (slot >= slots_.size()) return nullptr;
+    Connection* conn = slots_[slot].get();
+    return conn != nullptr && conn->id == id ? conn : nullptr;
+  }
+  void erase(ConnectionId id) {
+    if (find(id) == nullptr) return;
+    const auto slot = static_cast<std::uint32_t>(id);
+    slots_[slot].reset();
+    free_.push_back(slot);
+    --size_;
+  }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  std::vector<ConnectionPtr> all() const {
+    std::vector<ConnectionPtr> out;
+    out.reserve(size_);
+    for (const auto& conn : slots_) {
+      if (conn) out.push_back(conn);
+    }
+    return out;
+  }
+
+ private:
+  std::vector<ConnectionPtr> slots_;
+  std::vector<std::uint32_t> free_;
+  std::uint32_t serial_ = 0;
+  std::size_t size_ = 0;
+};
+
 
 struct Listener {
   Listener(asio::io_context& io, tcp::acceptor a, std::string n, ListenerConfig c, std::shared_ptr<TlsContext> t)
@@ -312,23 +390,39 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   }
 
   void accept_next(Listener& listener) {
-    listener.acceptor.async_accept([this, &listener](error_code ec, tcp::socket socket) {
-      if (stopping || ec == asio::error::operation_aborted) return;
-      if (ec) {
-        // Out of descriptors or memory: wait a little rather than spin on the error.
-        log::warn(kLog, "accept on {} failed: {}", listener.name, ec.message());
-        listener.retry.expires_after(kAcceptRetryDelay);
-        listener.retry.async_wait([this, &listener](error_code timer_ec) {
-          if (!timer_ec && !stopping) accept_next(listener);
-        });
-        return;
-      }
-      on_accepted(listener, std::move(socket));
-      accept_next(listener);
-    });
+    if (listener.config.transport == net::Transport::tcp) {
+      listener.acceptor.async_accept(io.get_executor(), [this, &listener](error_code ec, TcpSocket socket) {
+        on_accept_result(listener, ec, std::move(socket));
+      });
+    } else {
+      // TLS and WebSocket streams own a tcp::socket; their handshake state dwarfs the difference.
+      listener.acceptor.async_accept([this, &listener](error_code ec, tcp::socket socket) {
+        on_accept_result(listener, ec, std::move(socket));
+      });
+    }
   }
 
-  void on_accepted(Listener& listener, tcp::socket socket) {
+  template <class Socket>
+  void on_accept_result(Listener& listener, const error_code& ec, Socket socket) {
+    if (stopping || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors or memory: wait a little rather than spin on the error.
+      log::warn(kLog, "accept on {} failed: {}", listener.name, ec.message());
+      listener.retry.expires_after(kAcceptRetryDelay);
+      listener.retry.async_wait([this, &listener](error_code timer_ec) {
+        if (!timer_ec && !stopping) accept_next(listener);
+      });
+      return;
+    }
+    // The next accept first: it takes the memory Asio recycled from the accept that just
+    // completed, so that the new connection's readability wait gets a block of its own
+    // size instead of an accept-sized one held for as long as the connection idles.
+    accept_next(listener);
+    on_accepted(listener, std::move(socket));
+  }
+
+  template <class Socket>
+  void on_accepted(Listener& listener, Socket socket) {
     error_code ec;
     const auto remote = socket.remote_endpoint(ec);
     if (ec) return;  // the peer is already gone
@@ -337,29 +431,25 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       log::warn(kLog, "cannot make a socket non-blocking: {}", ec.message());
       return;
     }
-    const ConnectionId id = ++next_connection_id;
+    const ConnectionId id = connections.next_id();
     const net::Transport transport = listener.config.transport;
     std::string peer = format_endpoint(remote);
-    std::shared_ptr<Connection> conn;
+    ConnectionPtr conn;
     try {
-      switch (transport) {
-        case net::Transport::tcp: conn = std::make_shared<Connection>(id, Stream(std::move(socket))); break;
-        case net::Transport::tls:
-          conn = std::make_shared<Connection>(
-              id, Stream(std::make_unique<TlsStream>(std::move(socket), listener.tls, write_scratch)));
-          break;
-        case net::Transport::ws:
-        case net::Transport::wss:
-          conn = std::make_shared<Connection>(
-              id, Stream(std::make_unique<WsStream>(std::move(socket), transport == net::Transport::wss ? listener.tls : nullptr,
-                                                    listener.config.ws_path)));
-          break;
+      if constexpr (std::is_same_v<Socket, TcpSocket>) {
+        conn = new Connection(id, Stream(std::move(socket)));
+      } else if (transport == net::Transport::tls) {
+        conn = new Connection(id, Stream(std::make_unique<TlsStream>(std::move(socket), listener.tls, write_scratch)));
+      } else {
+        conn = new Connection(
+            id, Stream(std::make_unique<WsStream>(std::move(socket), transport == net::Transport::wss ? listener.tls : nullptr,
+                                                  listener.config.ws_path)));
       }
     } catch (const std::exception& e) {
       log::warn(kLog, "cannot set up a {} connection from {}: {}", transport_name(transport), peer, e.what());
       return;
     }
-    connections.emplace(id, conn);
+    connections.put(conn);
     log::debug(kLog, "connection {} from {} on {}", id, peer, listener.name);
     if (transport != net::Transport::tcp) {
       start_handshake(conn, listener, std::move(peer));
@@ -370,14 +460,14 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
 
   void start_handshake(const ConnectionPtr& conn, const Listener& listener, std::string peer) {
     conn->state = Connection::State::handshaking;
-    conn->handshake = std::make_unique<Handshake>(io, std::move(peer), listener.name, listener.config.transport);
-    conn->handshake->deadline.expires_after(std::chrono::milliseconds(listener.config.handshake_timeout_ms));
-    conn->handshake->deadline.async_wait(
+    conn->deadline = std::make_unique<Deadline>(io, std::move(peer), listener.name, listener.config.transport);
+    conn->deadline->timer.expires_after(std::chrono::milliseconds(listener.config.handshake_timeout_ms));
+    conn->deadline->timer.async_wait(
         [this, conn, timeout_ms = listener.config.handshake_timeout_ms](error_code ec) {
           if (ec || conn->state != Connection::State::handshaking) return;
           ++transport_stats.handshakes_timed_out;
           log::warn(kLog, "{} with {} on {} timed out after {} ms; connection closed",
-                    handshake_name(conn->handshake->transport), conn->handshake->peer, conn->handshake->listener,
+                    handshake_name(conn->deadline->transport), conn->deadline->peer, conn->deadline->listener,
                     timeout_ms);
           destroy(conn);
         });
@@ -393,14 +483,14 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     if (conn->state != Connection::State::handshaking) return;  // timed out or shut down
     if (ec) {
       ++transport_stats.handshakes_failed;
-      log::warn(kLog, "{} with {} on {} failed: {}", handshake_name(conn->handshake->transport),
-                conn->handshake->peer, conn->handshake->listener, reason.empty() ? ec.message() : reason);
+      log::warn(kLog, "{} with {} on {} failed: {}", handshake_name(conn->deadline->transport),
+                conn->deadline->peer, conn->deadline->listener, reason.empty() ? ec.message() : reason);
       destroy(conn);
       return;
     }
     auto identity = conn->stream.identity();
-    std::string peer = std::move(conn->handshake->peer);
-    conn->handshake.reset();
+    std::string peer = std::move(conn->deadline->peer);
+    conn->deadline.reset();
     conn->state = Connection::State::open;
     if (const auto* tls = conn->stream.tls()) {
       log::debug(kLog, "connection {} from {}: {} established, identity {}", conn->id, peer, tls->version(),
@@ -452,11 +542,11 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
         fail(conn, ec);
         return;
       }
-      if (conn->partial.empty()) {
+      if (!conn->partial) {
         feed(conn, std::string_view(scratch.data(), n), false);
       } else {
-        conn->partial.append(scratch.data(), n);
-        feed(conn, conn->partial, true);
+        conn->partial->append(scratch.data(), n);
+        feed(conn, *conn->partial, true);
       }
       if (conn->state != Connection::State::open || !conn->reading_enabled) return;
     }
@@ -468,15 +558,15 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   void feed(const ConnectionPtr& conn, std::string_view bytes, bool from_partial) {
     const std::size_t consumed = std::min(broker->data_received(conn->id, bytes), bytes.size());
     if (conn->state != Connection::State::open) {
-      std::string().swap(conn->partial);
+      conn->partial.reset();
       return;
     }
     if (from_partial) {
-      conn->partial.erase(0, consumed);
+      conn->partial->erase(0, consumed);
+      if (conn->partial->empty()) conn->partial.reset();
     } else if (consumed < bytes.size()) {
-      conn->partial.assign(bytes.substr(consumed));
+      conn->partial = std::make_unique<std::string>(bytes.substr(consumed));
     }
-    if (conn->partial.empty()) std::string().swap(conn->partial);
   }
 
   // After the broker's close: read and drop whatever arrives until the peer's FIN.
@@ -516,7 +606,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   }
 
   void start_write(const ConnectionPtr& conn) {
-    Connection& c = *conn;
+    WriteQueue& c = *conn->out;
     const std::size_t begin = c.pending_head;
     std::size_t end = begin;
     std::size_t bytes = 0;
@@ -542,15 +632,18 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     }
     c.pending_bytes -= bytes;
     c.writing_bytes = bytes;
-    c.write_active = true;
-    c.stream.async_write(c.writing, [this, conn](error_code ec) { on_written(conn, ec); });
+    conn->write_active = true;
+    conn->stream.async_write(c.writing, [this, conn](error_code ec) { on_written(conn, ec); });
   }
 
   void on_written(const ConnectionPtr& conn, const error_code& ec) {
     conn->write_active = false;
-    conn->writing.clear();
-    conn->writing_bytes = 0;
-    if (conn->state == Connection::State::closed) return;
+    conn->out->writing.clear();
+    conn->out->writing_bytes = 0;
+    if (conn->state == Connection::State::closed) {
+      recycle(std::move(conn->out));
+      return;
+    }
     if (ec) {
       fail(conn, ec);
       return;
@@ -559,13 +652,30 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       start_write(conn);
       return;
     }
-    release_if_large(conn->pending);
-    release_if_large(conn->writing);
+    recycle(std::move(conn->out));
     if (conn->state == Connection::State::flushing) {
       begin_linger(conn);
     } else if (conn->state == Connection::State::open && !stopping) {
       broker->connection_drained(conn->id);
     }
+  }
+
+  std::unique_ptr<WriteQueue> take_write_queue() {
+    if (write_queue_pool.empty()) return std::make_unique<WriteQueue>();
+    auto q = std::move(write_queue_pool.back());
+    write_queue_pool.pop_back();
+    return q;
+  }
+
+  // A drained (or abandoned) queue goes back to the pool with its vectors' small capacity.
+  void recycle(std::unique_ptr<WriteQueue> q) {
+    if (!q) return;
+    q->pending.clear();
+    q->writing.clear();
+    q->pending_head = q->pending_bytes = q->writing_bytes = 0;
+    release_if_large(q->pending);
+    release_if_large(q->writing);
+    if (write_queue_pool.size() < kPooledWriteQueues) write_queue_pool.push_back(std::move(q));
   }
 
   // --- closing ---------------------------------------------------------------------------
@@ -579,8 +689,9 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     if (conn->state != Connection::State::open) return;
     conn->state = Connection::State::flushing;
     conn->reading_enabled = false;
-    conn->close_deadline = std::make_unique<asio::steady_timer>(io, kCloseTimeout);
-    conn->close_deadline->async_wait([this, conn](error_code ec) {
+    conn->deadline = std::make_unique<Deadline>(io);
+    conn->deadline->timer.expires_after(kCloseTimeout);
+    conn->deadline->timer.async_wait([this, conn](error_code ec) {
       if (ec || conn->state == Connection::State::closed) return;
       log::debug(kLog, "connection {} did not close in time", conn->id);
       destroy(conn);
@@ -617,34 +728,35 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     conn->state = Connection::State::closed;
     error_code ignored;
     conn->stream.close(ignored);
-    if (conn->close_deadline) conn->close_deadline->cancel();
-    if (conn->handshake) conn->handshake->deadline.cancel();
+    if (conn->deadline) conn->deadline->timer.cancel();
+    // An abandoned queue is only returned once no write uses its buffers any more.
+    if (!conn->write_active) recycle(std::move(conn->out));
     connections.erase(conn->id);
     if (stopping && connections.empty()) finish_shutdown();
   }
 
   ConnectionPtr find_open(ConnectionId id) const {
-    const auto it = connections.find(id);
-    if (it == connections.end() || it->second->state != Connection::State::open) return nullptr;
-    return it->second;
+    Connection* conn = connections.find(id);
+    if (conn == nullptr || conn->state != Connection::State::open) return nullptr;
+    return conn;
   }
 
   // --- broker::Transport -----------------------------------------------------------------
 
   void send(ConnectionId id, SharedBytes bytes) override {
-    const auto it = connections.find(id);
-    if (it == connections.end() || it->second->state != Connection::State::open) return;
+    Connection* conn = connections.find(id);
+    if (conn == nullptr || conn->state != Connection::State::open) return;
     if (!bytes || bytes->empty()) return;
-    Connection& c = *it->second;
-    c.pending_bytes += bytes->size();
-    c.pending.push_back(std::move(bytes));
-    queue_flush(it->second);
+    if (!conn->out) conn->out = take_write_queue();
+    conn->out->pending_bytes += bytes->size();
+    conn->out->pending.push_back(std::move(bytes));
+    queue_flush(ConnectionPtr(conn));
   }
 
   std::size_t queued_bytes(ConnectionId id) const override {
-    const auto it = connections.find(id);
-    if (it == connections.end()) return 0;
-    return it->second->pending_bytes + it->second->writing_bytes;
+    const Connection* conn = connections.find(id);
+    if (conn == nullptr || !conn->out) return 0;
+    return conn->out->pending_bytes + conn->out->writing_bytes;
   }
 
   void close(ConnectionId id) override {
@@ -660,11 +772,11 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     conn->reading_enabled = enabled;
     if (!enabled) return;
     start_wait(conn);
-    if (!conn->partial.empty()) {
+    if (conn->partial) {
       // The broker may have left whole packets unconsumed while paused: offer them again.
       asio::post(io, [this, conn] {
-        if (conn->state == Connection::State::open && conn->reading_enabled && !conn->partial.empty()) {
-          feed(conn, conn->partial, true);
+        if (conn->state == Connection::State::open && conn->reading_enabled && conn->partial) {
+          feed(conn, *conn->partial, true);
         }
       });
     }
@@ -750,10 +862,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     broker->shutdown();
     timers.clear();
     // The broker closes every connection it knows; this also covers any it did not.
-    std::vector<ConnectionPtr> remaining;
-    remaining.reserve(connections.size());
-    for (const auto& [id, conn] : connections) remaining.push_back(conn);
-    for (const auto& conn : remaining) close_connection(conn);
+    for (const auto& conn : connections.all()) close_connection(conn);
     if (connections.empty()) {
       finish_shutdown();
       return;
@@ -762,9 +871,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     shutdown_deadline->async_wait([this](error_code ec) {
       if (ec) return;
       log::debug(kLog, "{} connections did not finish closing in time", connections.size());
-      std::vector<ConnectionPtr> left;
-      for (const auto& [id, conn] : connections) left.push_back(conn);
-      for (const auto& conn : left) destroy(conn);
+      for (const auto& conn : connections.all()) destroy(conn);
       finish_shutdown();
     });
   }
@@ -782,15 +889,15 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
   broker::AllowAllPolicy allow_all;
   broker::Policy* policy;  // allow_all unless the app gave one; it outlives the server
   std::vector<std::unique_ptr<Listener>> listeners;
-  std::unordered_map<ConnectionId, ConnectionPtr> connections;
+  ConnectionTable connections;
   std::unordered_map<Id, std::unique_ptr<asio::steady_timer>> timers;
   std::vector<ConnectionPtr> flush_list;
   std::vector<ConnectionPtr> flushing_now;
+  std::vector<std::unique_ptr<WriteQueue>> write_queue_pool;
   std::optional<asio::signal_set> signals;
   std::optional<asio::signal_set> hangup;
   std::vector<std::function<void()>> reload_handlers;
   std::optional<asio::steady_timer> shutdown_deadline;
-  ConnectionId next_connection_id = 0;
   Id next_timer_id = 0;
   bool flush_posted = false;
   bool stopping = false;

@@ -27,7 +27,7 @@ from mqtt_raw import V5, RawClient  # noqa: E402
 
 DEFAULT_TERND = (HERE / "../../build/release/apps/ternd/ternd").resolve()
 MQTT_LISTENING = re.compile(r'"msg":"listening on (\S+):(\d+)"')
-ADMIN_LISTENING = re.compile(r'"msg":"admin endpoint at http://(\S+):(\d+)"')
+ADMIN_LISTENING = re.compile(r'"msg":"admin endpoint at (https?)://(\S+):(\d+)"')
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
@@ -55,6 +55,9 @@ class Ternd:
         self._log_file = log_file
         self.host, self.port = "", 0
         self.admin_host, self.admin_port = "", 0
+        self.admin_scheme = "http"
+        # For HTTPS: an ssl.SSLContext that trusts the endpoint's CA.
+        self.admin_ssl_context = None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -63,11 +66,12 @@ class Ternd:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def http(self, path: str, token: str | None = None, timeout: float = 5.0) -> HttpResponse:
-        request = urllib.request.Request(f"http://{self.admin_host}:{self.admin_port}{path}")
+        request = urllib.request.Request(f"{self.admin_scheme}://{self.admin_host}:{self.admin_port}{path}")
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout,
+                                        context=self.admin_ssl_context) as response:
                 return HttpResponse(response.status, response.headers, response.read())
         except urllib.error.HTTPError as error:
             return HttpResponse(error.code, error.headers, error.read())
@@ -124,7 +128,8 @@ def start_ternd(tmp_path):
             mqtt, admin = MQTT_LISTENING.search(text), ADMIN_LISTENING.search(text)
             if mqtt and admin:
                 ternd.host, ternd.port = mqtt.group(1), int(mqtt.group(2))
-                ternd.admin_host, ternd.admin_port = admin.group(1), int(admin.group(2))
+                ternd.admin_scheme = admin.group(1)
+                ternd.admin_host, ternd.admin_port = admin.group(2), int(admin.group(3))
                 return ternd
             if proc.poll() is not None:
                 raise AssertionError(f"ternd exited with {proc.returncode}: {args}\n" + ternd.log_tail())

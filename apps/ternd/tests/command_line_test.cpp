@@ -57,6 +57,19 @@ TEST(CommandLine, DurabilityAndAdminFlags) {
   EXPECT_EQ(c->admin.listen, "");
 }
 
+TEST(CommandLine, AdminCertificateFlags) {
+  auto r = parse({"--admin-cert", "/etc/tern/admin.crt", "--admin-key", "/etc/tern/admin.key"});
+  ASSERT_TRUE(std::holds_alternative<CommandLine>(r.result)) << r.err;
+  const auto& o = std::get<CommandLine>(r.result).overrides;
+  EXPECT_EQ(o.admin_cert, "/etc/tern/admin.crt");
+  EXPECT_EQ(o.admin_key, "/etc/tern/admin.key");
+  auto c = resolve_config(o);
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->admin.cert_file, "/etc/tern/admin.crt");
+  EXPECT_EQ(c->admin.key_file, "/etc/tern/admin.key");
+  EXPECT_FALSE(std::get<CommandLine>(parse({}).result).overrides.admin_cert);
+}
+
 TEST(CommandLine, FlagsOverrideTheEmbeddedDefaults) {
   auto r = parse({"--listen=127.0.0.1:1884", "--log-level=warning"});
   ASSERT_TRUE(std::holds_alternative<CommandLine>(r.result)) << r.err;

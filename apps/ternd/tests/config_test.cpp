@@ -174,7 +174,7 @@ TEST(ConfigErrors, BadStrings) {
 TEST(ConfigErrors, UnknownKeysNameTheKeyLineAndAllowedKeys) {
   EXPECT_EQ(parse_error("node_name = \"a\"\nnodename = \"b\""),
             "t.toml:2: unknown key 'nodename' (allowed keys: node_name, log_level, durability, data_dir, listener, "
-            "stream, limits, features, sys, admin, log, alerts, tracing, security)");
+            "stream, limits, store, features, sys, admin, log, alerts, tracing, security)");
   EXPECT_EQ(parse_error("[limits]\nmax_connections = 5\nmax_conections = 6"),
             "t.toml:3: unknown key 'limits.max_conections' (allowed keys: max_connections, max_packet_size, "
             "receive_maximum, max_inflight_out, max_queued_messages, max_queued_bytes, queue_full_policy, "
@@ -311,7 +311,7 @@ TEST(ConfigOperations, BadValues) {
   EXPECT_EQ(parse_error("[alerts]\ndrop_rate = \"1\""), "t.toml:2: alerts.drop_rate must be a number (got string)");
   EXPECT_EQ(parse_error("[log]\nforward_level = \"all\""),
             "t.toml:2: log.forward_level must be one of debug, info, warning, error (got \"all\")");
-  EXPECT_EQ(parse_error("[admin]\nport = 1"), "t.toml:2: unknown key 'admin.port' (allowed keys: listen, token, max_connections)");
+  EXPECT_EQ(parse_error("[admin]\nport = 1"), "t.toml:2: unknown key 'admin.port' (allowed keys: listen, token, max_connections, cert, key)");
 }
 
 TEST(Overrides, DurabilityAndAdminFlags) {
@@ -501,6 +501,79 @@ TEST(ToToml, RoundTripsTheEffectiveConfiguration) {
   EXPECT_EQ(back.admin.alert_drop_rate, 2.0);
   EXPECT_EQ(back.admin.alert_memory_mb, 12u);
   EXPECT_FALSE(back.admin.alert_queue_depth);
+}
+
+TEST(AdminTls, CertAndKeyAreReadTogetherAndRoundTrip) {
+  Config c = parse_ok("[admin]\ncert = \"/etc/tern/admin.crt\"\nkey = \"/etc/tern/admin.key\"");
+  EXPECT_EQ(c.admin.cert_file, "/etc/tern/admin.crt");
+  EXPECT_EQ(c.admin.key_file, "/etc/tern/admin.key");
+  const Config back = parse_ok(to_toml(c));
+  EXPECT_EQ(back.admin.cert_file, "/etc/tern/admin.crt");
+  EXPECT_EQ(back.admin.key_file, "/etc/tern/admin.key");
+  EXPECT_TRUE(parse_ok("").admin.cert_file.empty());
+}
+
+TEST(AdminTls, OneWithoutTheOtherNamesFileAndLine) {
+  EXPECT_EQ(parse_error("node_name = \"a\"\n[admin]\ncert = \"c.pem\""),
+            "t.toml:2: admin needs both cert and key (HTTPS), or neither (HTTP)");
+  EXPECT_EQ(parse_error("[admin]\nkey = \"k.pem\""), "t.toml:1: admin needs both cert and key (HTTPS), or neither (HTTP)");
+  EXPECT_EQ(parse_error("[admin]\ncert = \"\"\nkey = \"k.pem\""),
+            "t.toml:2: admin.cert must not be empty (leave out cert and key to serve plain HTTP)");
+}
+
+TEST(AdminTls, FlagsSetOrCompleteTheFilesPair) {
+  Config c = parse_ok("");
+  Overrides both;
+  both.admin_cert = "c.pem";
+  both.admin_key = "k.pem";
+  ASSERT_TRUE(apply_overrides(c, both).has_value());
+  EXPECT_EQ(c.admin.cert_file, "c.pem");
+  EXPECT_EQ(c.admin.key_file, "k.pem");
+
+  Config from_file = parse_ok("[admin]\ncert = \"old.pem\"\nkey = \"old.key\"");
+  Overrides cert_only;
+  cert_only.admin_cert = "new.pem";
+  ASSERT_TRUE(apply_overrides(from_file, cert_only).has_value());
+  EXPECT_EQ(from_file.admin.cert_file, "new.pem");
+  EXPECT_EQ(from_file.admin.key_file, "old.key");
+
+  Config plain = parse_ok("");
+  auto r = apply_overrides(plain, cert_only);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("--admin-key"), std::string::npos) << r.error();
+  Overrides empty;
+  empty.admin_key = "";
+  EXPECT_FALSE(apply_overrides(plain, empty).has_value());
+}
+
+TEST(ConfigStore, CommitSettingsAreReadAndRoundTrip) {
+  auto c = parse_config("[store]\ncommit_interval_ms = 0\ncommit_bytes = 4096\ncommit_delay_ms = 7\npage_size = 4096\n",
+                        "t.toml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->store.commit_interval_ms, 0);
+  EXPECT_EQ(c->store.commit_bytes, 4096);
+  EXPECT_EQ(c->store.commit_delay_ms, 7);
+  EXPECT_EQ(c->store.page_size, 4096);
+  auto again = parse_config(to_toml(*c), "again.toml");
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_EQ(again->store.commit_interval_ms, 0);
+  EXPECT_EQ(again->store.commit_bytes, 4096);
+  EXPECT_EQ(again->store.commit_delay_ms, 7);
+  EXPECT_EQ(again->store.page_size, 4096);
+  EXPECT_EQ(Config{}.store.commit_interval_ms, 25);
+  EXPECT_EQ(Config{}.store.page_size, 1024);
+}
+
+TEST(ConfigStore, BadValuesNameFileLineAndFix) {
+  EXPECT_EQ(parse_error("[store]\npage_size = 1000"),
+            "t.toml:1: store.page_size must be a power of two from 512 to 65536 (got 1000)");
+  EXPECT_EQ(parse_error("[store]\ncommit_interval_ms = -1"),
+            "t.toml:2: store.commit_interval_ms must be between 0 and 10000 (got -1)");
+  EXPECT_EQ(parse_error("[store]\ncommit_bytes = 10"),
+            "t.toml:2: store.commit_bytes must be between 1024 and 67108864 (got 10)");
+  EXPECT_EQ(parse_error("[store]\ncommit_every = 1"),
+            "t.toml:2: unknown key 'store.commit_every' (allowed keys: commit_interval_ms, commit_bytes, "
+            "commit_delay_ms, page_size)");
 }
 
 TEST(ToToml, DefaultsPrintEverySection) {

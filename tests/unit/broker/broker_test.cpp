@@ -216,6 +216,49 @@ TEST_F(BrokerTest, ConnectionWithoutConnectIsClosedAfterTimeout) {
   EXPECT_TRUE(transport_.closed(1));
 }
 
+TEST_F(BrokerTest, IdleConnectionsShareOneTimer) {
+  make_broker();
+  for (ConnectionId id = 1; id <= 50; ++id) {
+    std::string client_id = std::to_string(id);
+    client_id.append("-idle");  // not "c" + to_string: GCC 12's -Wrestrict misfires on it
+    connect(id, client_id, Version::v5, true, 0, 10);
+  }
+  EXPECT_EQ(timers_.pending(), 1u);
+}
+
+TEST_F(BrokerTest, EachSilentClientIsClosedAtItsOwnKeepAliveDeadline) {
+  make_broker();
+  connect(1, "slow", Version::v5, true, 0, 4);  // 6 s
+  connect(2, "fast", Version::v5, true, 0, 2);  // 3 s
+  connect(3, "mid", Version::v311, true, 0, 3);  // 4.5 s
+  timers_.advance(2900ms);
+  EXPECT_FALSE(transport_.closed(2));
+  timers_.advance(200ms);
+  EXPECT_TRUE(transport_.closed(2));
+  EXPECT_FALSE(transport_.closed(3));
+  timers_.advance(1300ms);
+  EXPECT_FALSE(transport_.closed(3));
+  timers_.advance(200ms);
+  EXPECT_TRUE(transport_.closed(3));
+  EXPECT_FALSE(transport_.closed(1));
+  timers_.advance(1400ms);
+  EXPECT_TRUE(transport_.closed(1));
+  EXPECT_EQ(timers_.pending(), 0u);
+}
+
+TEST_F(BrokerTest, ClosedConnectionLeavesTheOthersDeadlinesIntact) {
+  make_broker();
+  connect(1, "early", Version::v5, true, 0, 2);  // 3 s: the earliest deadline
+  connect(2, "late", Version::v5, true, 0, 4);   // 6 s
+  mqtt::Disconnect d;
+  feed(1, d);
+  EXPECT_TRUE(transport_.closed(1));
+  timers_.advance(5900ms);
+  EXPECT_FALSE(transport_.closed(2));
+  timers_.advance(200ms);
+  EXPECT_TRUE(transport_.closed(2));
+}
+
 TEST_F(BrokerTest, MaxConnectionsRefusesTheNextOne) {
   config_.max_connections = 2;
   make_broker();
@@ -590,6 +633,27 @@ TEST_F(BrokerTest, ClientsCannotPublishIntoSysButMayDeadLetter) {
   auto got = transport_.take(1, Version::v5);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(std::get<mqtt::Publish>(got[0]).topic, "$dlq/svc/t");
+}
+
+TEST_F(BrokerTest, ServicesMayForwardLogLinesButNotAsTheBroker) {
+  make_broker();  // node_name "ternd"
+  connect(1, "c");
+  subscribe(1, "$tern/logs/#", QoS::at_most_once);
+  transport_.take(1, Version::v5);
+  connect(2, "svc");
+  publish(2, "$tern/logs/ternd/error", "fake", QoS::at_least_once, 1);
+  auto acks = transport_.take(2, Version::v5);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::PubAck>(acks[0]).reason_code, ReasonCode::not_authorized);
+  publish(2, "$tern/logs/terndx/warning", "a service named terndx", QoS::at_least_once, 2);
+  publish(2, "$tern/other", "x", QoS::at_least_once, 3);
+  acks = transport_.take(2, Version::v5);
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(std::get<mqtt::PubAck>(acks[0]).reason_code, ReasonCode::success);
+  EXPECT_EQ(std::get<mqtt::PubAck>(acks[1]).reason_code, ReasonCode::not_authorized);
+  auto got = transport_.take(1, Version::v5);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(std::get<mqtt::Publish>(got[0]).topic, "$tern/logs/terndx/warning");
 }
 
 TEST(StreamRequest, ParsesMembersAndNamesErrors) {
