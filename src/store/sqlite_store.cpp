@@ -159,14 +159,17 @@ class RowReader {
 
 // Positions of a message's fields: parameters of an INSERT (1-based) or columns of a
 // SELECT (0-based). retain < 0: the table has no such column (retained messages).
+// origin_client_id < 0 in parameters: bound to NULL at -origin_client_id.
 struct MessageFields {
   int topic, payload, qos, retain, payload_format, content_type, response_topic, correlation_data, user_properties,
       expires_at_ms, origin_client_id;
 };
 
 // Parameters of upsert_retained and upsert_queued, columns of the loaders' SELECTs.
+// A queued message has been routed already, so its origin (which only no-local routing
+// needs) is not written: NULL saves its bytes in every queue row.
 constexpr MessageFields kRetainedParams{1, 3, 2, -1, 4, 5, 6, 7, 8, 9, 10};
-constexpr MessageFields kQueuedParams{8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+constexpr MessageFields kQueuedParams{8, 9, 10, 11, 12, 13, 14, 15, 16, 17, -18};
 constexpr MessageFields kRetainedColumns{0, 2, 1, -1, 3, 4, 5, 6, 7, 8, 9};
 constexpr MessageFields kQueuedColumns{7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
 constexpr MessageFields kEventParams{5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -185,7 +188,8 @@ void bind_message(sqlite::Statement& stmt, const MessageFields& f, const broker:
   status(stmt.bind_optional_blob(f.correlation_data, m.correlation_data));
   status(stmt.bind_blob(f.user_properties, m.user_properties));
   status(expires_at_ms ? stmt.bind_int64(f.expires_at_ms, *expires_at_ms) : stmt.bind_null(f.expires_at_ms));
-  status(stmt.bind_text(f.origin_client_id, m.origin_client_id));
+  status(f.origin_client_id > 0 ? stmt.bind_text(f.origin_client_id, m.origin_client_id)
+                                : stmt.bind_null(-f.origin_client_id));
 }
 
 // The instant a load runs, on both clocks: wall-clock expiry on disk becomes a
