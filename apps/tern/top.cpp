@@ -1,5 +1,7 @@
 #include "top.hpp"
 
+#include "core/expected.hpp"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -10,6 +12,10 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <charconv>
@@ -28,6 +34,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 enum Exit : int { kOk = 0, kUsage = 1, kConnectionFailed = 2, kRejected = 4 };
@@ -95,54 +102,28 @@ struct HttpResult {
   std::string error;  // set when no response arrived
 };
 
-// GET with one deadline over resolve, connect, write and read.
-HttpResult http_get(const std::string& host, const std::string& port, const std::string& target,
-                    const std::string& token, std::chrono::milliseconds timeout) {
-  asio::io_context io;
-  tcp::resolver resolver(io);
-  beast::tcp_stream stream(io);
-  beast::flat_buffer buffer;
-  http::request<http::empty_body> request{http::verb::get, target, 11};
-  request.set(http::field::host, host);
-  request.set(http::field::user_agent, "tern-top");
-  if (!token.empty()) request.set(http::field::authorization, "Bearer " + token);
-  http::response<http::string_body> response;
-  HttpResult result;
-  const auto fail = [&result](std::string_view what, const boost::system::error_code& ec) {
-    result.error = fmt::format("{}: {}", what, ec.message());
-  };
-  stream.expires_after(timeout);
-  resolver.async_resolve(host, port, [&](const boost::system::error_code& ec, const tcp::resolver::results_type& results) {
-    if (ec) return fail("resolve", ec);
-    stream.async_connect(results, [&](const boost::system::error_code& cec, const tcp::endpoint&) {
-      if (cec) return fail("connect", cec);
-      http::async_write(stream, request, [&](const boost::system::error_code& wec, std::size_t) {
-        if (wec) return fail("write", wec);
-        http::async_read(stream, buffer, response, [&](const boost::system::error_code& rec, std::size_t) {
-          if (rec) return fail("read", rec);
-          result.status = response.result_int();
-          result.body = std::move(response.body());
-        });
-      });
-    });
-  });
-  io.run_for(timeout + std::chrono::milliseconds(500));
-  if (result.status == 0 && result.error.empty()) result.error = "timed out";
-  return result;
-}
-
 struct AdminUrl {
+  bool https = false;
   std::string host;
   std::string port = "80";
   std::string base_path;  // without a trailing '/'
+
+  std::string scheme() const { return https ? "https" : "http"; }
 };
 
 std::optional<AdminUrl> parse_admin_url(std::string_view url) {
-  if (url.substr(0, 7) == "http://") url.remove_prefix(7);
-  else if (url.find("://") != std::string_view::npos) return std::nullopt;
+  AdminUrl out;
+  if (url.substr(0, 7) == "http://") {
+    url.remove_prefix(7);
+  } else if (url.substr(0, 8) == "https://") {
+    url.remove_prefix(8);
+    out.https = true;
+    out.port = "443";
+  } else if (url.find("://") != std::string_view::npos) {
+    return std::nullopt;
+  }
   const std::size_t slash = url.find('/');
   std::string_view authority = url.substr(0, slash);
-  AdminUrl out;
   if (slash != std::string_view::npos) {
     out.base_path = std::string(url.substr(slash));
     while (!out.base_path.empty() && out.base_path.back() == '/') out.base_path.pop_back();
@@ -162,6 +143,119 @@ std::optional<AdminUrl> parse_admin_url(std::string_view url) {
   }
   if (out.host.empty() || out.port.empty()) return std::nullopt;
   return out;
+}
+
+bool is_ip_address(const std::string& name) {
+  boost::system::error_code ec;
+  asio::ip::make_address(name, ec);
+  return !ec;
+}
+
+// The client side of https:// scrapes: TLS 1.2 or later, the peer verified against
+// `cafile` (or the system's CAs). A CA file that cannot be used is the caller's error.
+Expected<std::unique_ptr<ssl::context>, std::string> make_tls_context(const std::string& cafile) {
+  auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  context->set_verify_mode(ssl::verify_peer, ec);
+  if (cafile.empty()) {
+    context->set_default_verify_paths(ec);
+    if (ec) return make_unexpected(fmt::format("cannot use the system's CAs: {}", ec.message()));
+  } else {
+    context->load_verify_file(cafile, ec);
+    if (ec) return make_unexpected(fmt::format("cannot load the CA file '{}': {}", cafile, ec.message()));
+  }
+  return context;
+}
+
+// One GET and its answer; the stream it runs over is the caller's.
+struct Exchange {
+  http::request<http::empty_body> request;
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  HttpResult result;
+
+  void fail(std::string_view what, const boost::system::error_code& ec) {
+    result.error = fmt::format("{}: {}", what, ec.message());
+  }
+
+  template <class Stream>
+  void write_and_read(Stream& stream) {
+    http::async_write(stream, request, [this, &stream](const boost::system::error_code& wec, std::size_t) {
+      if (wec) return fail("write", wec);
+      http::async_read(stream, buffer, response, [this](const boost::system::error_code& rec, std::size_t) {
+        if (rec) return fail("read", rec);
+        result.status = response.result_int();
+        result.body = std::move(response.body());
+      });
+    });
+  }
+};
+
+// The handshake's error, with OpenSSL's verdict on the certificate when that was the cause.
+std::string tls_failure(SSL* ssl, const boost::system::error_code& ec) {
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    return fmt::format("TLS handshake failed: certificate verification failed: {}",
+                       X509_verify_cert_error_string(verify));
+  }
+  return fmt::format("TLS handshake failed: {}", ec.message());
+}
+
+// GET with one deadline over resolve, connect, the TLS handshake (with `tls`), write and read.
+HttpResult http_get(const AdminUrl& url, const std::string& target, const std::string& token,
+                    std::chrono::milliseconds timeout, ssl::context* tls) {
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  Exchange x;
+  x.request = http::request<http::empty_body>{http::verb::get, target, 11};
+  x.request.set(http::field::host, url.host);
+  x.request.set(http::field::user_agent, "tern-top");
+  // One request a connection: ternd then closes (with close_notify over TLS) after answering.
+  x.request.keep_alive(false);
+  if (!token.empty()) x.request.set(http::field::authorization, "Bearer " + token);
+
+  const auto run = [&](auto& stream, auto&& on_connected) {
+    auto& lowest = beast::get_lowest_layer(stream);
+    lowest.expires_after(timeout);
+    resolver.async_resolve(url.host, url.port,
+                           [&](const boost::system::error_code& ec, const tcp::resolver::results_type& results) {
+                             if (ec) return x.fail("resolve", ec);
+                             lowest.async_connect(results, [&](const boost::system::error_code& cec, const tcp::endpoint&) {
+                               if (cec) return x.fail("connect", cec);
+                               on_connected();
+                             });
+                           });
+    io.run_for(timeout + std::chrono::milliseconds(500));
+  };
+
+  if (tls == nullptr) {
+    beast::tcp_stream stream(io);
+    run(stream, [&] { x.write_and_read(stream); });
+  } else {
+    beast::ssl_stream<beast::tcp_stream> stream(io, *tls);
+    SSL* native = stream.native_handle();
+    // RFC 6066: SNI carries host names only. The name check is OpenSSL's, so a certificate
+    // for another host fails the handshake with "hostname mismatch".
+    if (is_ip_address(url.host)) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(native), url.host.c_str());
+    } else {
+      // SSL_set_tlsext_host_name, without the macro's C cast.
+      SSL_ctrl(native, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(url.host.c_str()));
+      SSL_set1_host(native, url.host.c_str());
+    }
+    run(stream, [&] {
+      stream.async_handshake(ssl::stream_base::client, [&](const boost::system::error_code& hec) {
+        if (hec) {
+          x.result.error = tls_failure(native, hec);
+          return;
+        }
+        x.write_and_read(stream);
+      });
+    });
+  }
+  if (x.result.status == 0 && x.result.error.empty()) x.result.error = "timed out";
+  return std::move(x.result);
 }
 
 std::string human_bytes(double bytes) {
@@ -299,8 +393,11 @@ std::string render_top_frame(const MetricsScrape& now, const MetricsScrape* befo
 TopCommand::TopCommand(CLI::App& app) {
   top_ = app.add_subcommand("top", "Live view of a ternd: rates, connections, queues, drops (from its admin /metrics)");
   top_->set_help_flag("--help", "Print this help message and exit");
-  top_->add_option("--admin", options_.admin, "Admin endpoint of ternd")->capture_default_str();
+  top_->add_option("--admin", options_.admin, "Admin endpoint of ternd: http://HOST:PORT or https://HOST:PORT")
+      ->capture_default_str();
   top_->add_option("--token", options_.token, "Bearer token of the admin endpoint");
+  top_->add_option("--cafile", options_.cafile,
+                   "PEM CAs an https:// endpoint's certificate must chain to (default: the system's)");
   top_->add_option("--interval", options_.interval_ms, "Milliseconds between refreshes")
       ->check(CLI::Range(100, 3'600'000))
       ->capture_default_str();
@@ -315,15 +412,30 @@ bool TopCommand::selected() const { return top_->parsed(); }
 int TopCommand::run() const {
   const auto url = parse_admin_url(options_.admin);
   if (!url) {
-    std::cerr << fmt::format("tern: --admin must be http://HOST:PORT (got \"{}\")\n", options_.admin);
+    std::cerr << fmt::format("tern: --admin must be http://HOST:PORT or https://HOST:PORT (got \"{}\")\n",
+                             options_.admin);
     return kUsage;
+  }
+  if (!url->https && !options_.cafile.empty()) {
+    std::cerr << fmt::format("tern: --cafile needs an https:// admin endpoint (got \"{}\")\n", options_.admin);
+    return kUsage;
+  }
+  std::unique_ptr<ssl::context> tls;
+  if (url->https) {
+    auto context = make_tls_context(options_.cafile);
+    if (!context) {
+      std::cerr << "tern: " << context.error() << '\n';
+      return kUsage;
+    }
+    tls = std::move(*context);
   }
   const std::string source = fmt::format("{}:{}", url->host, url->port);
   const auto scrape = [&](MetricsScrape& out) -> int {
-    const auto r = http_get(url->host, url->port, url->base_path + "/metrics", options_.token,
-                            std::chrono::milliseconds(options_.timeout_ms));
+    const auto r = http_get(*url, url->base_path + "/metrics", options_.token,
+                            std::chrono::milliseconds(options_.timeout_ms), tls.get());
     if (r.status == 0) {
-      std::cerr << fmt::format("tern: cannot read http://{}{}/metrics: {}\n", source, url->base_path, r.error);
+      std::cerr << fmt::format("tern: cannot read {}://{}{}/metrics: {}\n", url->scheme(), source, url->base_path,
+                               r.error);
       return kConnectionFailed;
     }
     if (r.status == 401 || r.status == 403) {

@@ -43,8 +43,11 @@ struct MetricsScrape {
 std::string render_top_frame(const MetricsScrape& now, const MetricsScrape* before, std::string_view source);
 
 struct TopOptions {
+  // http://HOST:PORT or https://HOST:PORT, optionally followed by a path prefix.
   std::string admin = "http://127.0.0.1:8080";
   std::string token;
+  // PEM CAs an https:// endpoint's certificate must chain to; empty: the system's.
+  std::string cafile;
   int interval_ms = 1000;
   bool once = false;
   int timeout_ms = 3000;
@@ -54,7 +57,8 @@ class TopCommand {
  public:
   explicit TopCommand(CLI::App& app);
   bool selected() const;
-  // Exit codes of docs/cli.md: 0, 2 when ternd cannot be reached, 4 when it refuses the token.
+  // Exit codes of docs/cli.md: 0, 1 for a bad URL or CA file, 2 when ternd cannot be
+  // reached or its certificate is not trusted, 4 when it refuses the token.
   int run() const;
 
  private:

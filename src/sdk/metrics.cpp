@@ -64,6 +64,13 @@ std::string render_metrics(std::string_view service, const ServiceStats& s) {
   counter(out, "tern_service_connection_losses_total", "Established connections to the broker that were lost.", labels,
           s.connection_losses);
 
+  counter(out, "tern_service_log_lines_forwarded_total",
+          "Log lines published to $tern/logs/ (log_forward_level; 0 when forwarding is off).", labels,
+          s.log_lines_forwarded);
+  counter(out, "tern_service_log_lines_dropped_total",
+          "Log lines not forwarded: rate limit, full queue, offline or refused by the client.", labels,
+          s.log_lines_dropped);
+
   constexpr std::string_view refused = "tern_service_events_refused_total";
   family(out, refused, "counter", "Consumed events refused by signature verification (acknowledged, not handled).");
   const auto& r = s.signature_refusals;

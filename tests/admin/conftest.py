@@ -7,12 +7,9 @@ TERND names the binary (ctest sets it); otherwise the release build next to the 
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,14 +18,13 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
+sys.path.append(str(HERE.parent))  # ternd_harness
 
 from helpers import PahoClient, close_all_clients  # noqa: E402
 from mqtt_raw import V5, RawClient  # noqa: E402
+from ternd_harness import (ADMIN_LISTENING, DEFAULT_TERND, MQTT_LISTENING,  # noqa: E402,F401
+                           spawn_ternd, ternd_path, wait_for_log_lines)
 
-DEFAULT_TERND = (HERE / "../../build/release/apps/ternd/ternd").resolve()
-MQTT_LISTENING = re.compile(r'"msg":"listening on (\S+):(\d+)"')
-ADMIN_LISTENING = re.compile(r'"msg":"admin endpoint at (https?)://(\S+):(\d+)"')
-START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
@@ -109,7 +105,7 @@ def start_ternd(tmp_path):
 
     def start(config_toml: str | None = None, extra_args=()) -> Ternd:
         index = len(started)
-        args = [os.environ.get("TERND") or str(DEFAULT_TERND), "--listen", "127.0.0.1:0",
+        args = [ternd_path(), "--listen", "127.0.0.1:0",
                 "--admin", "127.0.0.1:0", "--log-level", "debug"]
         if config_toml is not None:
             path = tmp_path / f"ternd-{index}.toml"
@@ -117,26 +113,15 @@ def start_ternd(tmp_path):
             args += ["--config", str(path)]
         args += list(extra_args)
         log_path = tmp_path / f"ternd-{index}.log"
-        log_file = open(log_path, "wb")
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                cwd=tmp_path)
+        proc, log_file = spawn_ternd(args, tmp_path, log_path)
         ternd = Ternd(proc, log_path, log_file)
         started.append(ternd)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            text = ternd.log_text()
-            mqtt, admin = MQTT_LISTENING.search(text), ADMIN_LISTENING.search(text)
-            if mqtt and admin:
-                ternd.host, ternd.port = mqtt.group(1), int(mqtt.group(2))
-                ternd.admin_scheme = admin.group(1)
-                ternd.admin_host, ternd.admin_port = admin.group(2), int(admin.group(3))
-                return ternd
-            if proc.poll() is not None:
-                raise AssertionError(f"ternd exited with {proc.returncode}: {args}\n" + ternd.log_tail())
-            if time.monotonic() > deadline:
-                raise AssertionError("ternd did not report both its MQTT listener and its admin "
-                                     "endpoint within 10 s\n" + ternd.log_tail())
-            time.sleep(0.02)
+        mqtt, admin = wait_for_log_lines(proc, log_path, [MQTT_LISTENING, ADMIN_LISTENING],
+                                         "both its MQTT listener and its admin endpoint", args)
+        ternd.host, ternd.port = mqtt.group(1), int(mqtt.group(2))
+        ternd.admin_scheme = admin.group(1)
+        ternd.admin_host, ternd.admin_port = admin.group(2), int(admin.group(3))
+        return ternd
 
     yield start
     close_all_clients()

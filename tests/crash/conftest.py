@@ -17,9 +17,7 @@ import importlib.util
 import os
 import random
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 INTEGRATION = (HERE / "../integration").resolve()
 if str(INTEGRATION) not in sys.path:
     sys.path.insert(0, str(INTEGRATION))
+if str(HERE.parent) not in sys.path:
+    sys.path.append(str(HERE.parent))  # ternd_harness
 
 # The integration conftest is loaded under another name: importing it as "conftest" would
 # resolve to this module.
@@ -38,9 +38,9 @@ sys.modules[_spec.name] = harness
 _spec.loader.exec_module(harness)
 
 from helpers import close_all_clients  # noqa: E402
+from ternd_harness import MQTT_LISTENING, spawn_ternd, ternd_path, wait_for_log_lines  # noqa: E402
 
 Broker = harness.Broker
-START_TIMEOUT_S = 10.0
 
 # Enough room that no acknowledged message is ever dropped for a full queue: the limits
 # are not what these tests are about.
@@ -74,31 +74,17 @@ class Launcher:
     def start(self) -> Broker:
         index = len(self.brokers)
         log_level = os.environ.get("TERN_CRASH_LOG_LEVEL", "info")
-        args = [harness.ternd_path(), "--config", str(self.config_path),
+        args = [ternd_path(), "--config", str(self.config_path),
                 "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
                 "--durability", self.durability, "--log-level", log_level]
         log_path = self.workdir / f"ternd-{index}.log"
-        log_file = open(log_path, "wb")
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=log_file, cwd=self.workdir)
+        proc, log_file = spawn_ternd(args, self.workdir, log_path)
         broker = Broker(proc, log_path, log_file)
         self.brokers.append(broker)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            match = harness.LISTENING.search(broker.log_text())
-            if match:
-                broker.host, broker.port = match.group(1), int(match.group(2))
-                assert broker.port == self.port, f"listening on {broker.port}, not {self.port}"
-                return broker
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"ternd exited with {proc.returncode} before listening: {args}\n"
-                    + broker.log_tail())
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"ternd did not log 'listening on' within {START_TIMEOUT_S} s\n"
-                    + broker.log_tail())
-            time.sleep(0.02)
+        (match,) = wait_for_log_lines(proc, log_path, [MQTT_LISTENING], "listening", args)
+        broker.host, broker.port = match.group(1), int(match.group(2))
+        assert broker.port == self.port, f"listening on {broker.port}, not {self.port}"
+        return broker
 
     def logs(self, lines: int = 40) -> str:
         out = []

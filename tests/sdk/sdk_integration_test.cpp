@@ -429,6 +429,9 @@ TEST(SdkService, HealthReadinessAndMetricsAreServedOverHttp) {
   EXPECT_TRUE(has(R"(tern_service_events_dead_lettered_total{service="scraped"} 1)"));
   EXPECT_TRUE(has(R"(tern_service_connected{service="scraped"} 1)"));
   EXPECT_TRUE(has(R"(tern_service_handler_latency_seconds_count{service="scraped"} 4)"));
+  // Log forwarding is off for this service: its counters are served, and stay at zero.
+  EXPECT_TRUE(has(R"(tern_service_log_lines_forwarded_total{service="scraped"} 0)"));
+  EXPECT_TRUE(has(R"(tern_service_log_lines_dropped_total{service="scraped"} 0)"));
   {
     const std::string path = temp_path("tern-it-scrape");
     FILE* f = std::fopen(path.c_str(), "w");

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,8 @@ INTEGRATION = (HERE / "../integration").resolve()
 for path in (str(HERE), str(INTEGRATION)):
     if path not in sys.path:
         sys.path.insert(0, path)
+if str(HERE.parent) not in sys.path:
+    sys.path.append(str(HERE.parent))  # ternd_harness
 
 # Loaded under another name: importing it as "conftest" would resolve to this module.
 _spec = importlib.util.spec_from_file_location("tern_integration_harness",
@@ -30,8 +31,9 @@ harness = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = harness
 _spec.loader.exec_module(harness)
 
+from ternd_harness import MQTT_LISTENING, spawn_ternd, ternd_path, wait_for_log_lines  # noqa: E402
+
 Broker = harness.Broker
-START_TIMEOUT_S = 10.0
 DEFAULT_TERN = (HERE / "../../build/release/apps/tern/tern").resolve()
 
 CONFIG = """\
@@ -72,30 +74,16 @@ class Launcher:
 
     def start(self) -> Broker:
         index = len(self.brokers)
-        args = [harness.ternd_path(), "--config", str(self.config_path),
+        args = [ternd_path(), "--config", str(self.config_path),
                 "--listen", "127.0.0.1:0", "--admin", "", "--data-dir", str(self.data_dir),
                 "--durability", self.durability, "--log-level", "info"]
         log_path = self.workdir / f"ternd-{index}.log"
-        log_file = open(log_path, "wb")
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=log_file, cwd=self.workdir)
+        proc, log_file = spawn_ternd(args, self.workdir, log_path)
         broker = Broker(proc, log_path, log_file)
         self.brokers.append(broker)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            match = harness.LISTENING.search(broker.log_text())
-            if match:
-                broker.host, broker.port = match.group(1), int(match.group(2))
-                return broker
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"ternd exited with {proc.returncode} before listening: {args}\n"
-                    + broker.log_tail())
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"ternd did not log 'listening on' within {START_TIMEOUT_S} s\n"
-                    + broker.log_tail())
-            time.sleep(0.02)
+        (match,) = wait_for_log_lines(proc, log_path, [MQTT_LISTENING], "listening", args)
+        broker.host, broker.port = match.group(1), int(match.group(2))
+        return broker
 
     def logs(self, lines: int = 40) -> str:
         return "\n".join(f"----- ternd[{i}] ({b.log_path}) -----\n{b.log_tail(lines)}"

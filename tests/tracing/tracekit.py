@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,19 +17,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
+sys.path.append(str(HERE.parent))  # ternd_harness
 
 from helpers import PahoClient  # noqa: E402
+from ternd_harness import (ADMIN_LISTENING, MQTT_LISTENING, spawn_ternd,  # noqa: E402,F401
+                           ternd_path, wait_for_log_lines)
 
-DEFAULT_TERND = (HERE / "../../build/release/apps/ternd/ternd").resolve()
 DEFAULT_TERN = (HERE / "../../build/release/apps/tern/tern").resolve()
-MQTT_LISTENING = re.compile(r'"msg":"listening on (\S+):(\d+)"')
-ADMIN_LISTENING = re.compile(r'"msg":"admin endpoint at http://(\S+):(\d+)"')
-START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 15.0
-
-
-def ternd_path() -> str:
-    return os.environ.get("TERND") or str(DEFAULT_TERND)
 
 
 def tern_path() -> str:
@@ -128,10 +122,11 @@ class Ternd:
         self._log_file = log_file
         self.host, self.port = "", 0
         self.admin_host, self.admin_port = "", 0
+        self.admin_scheme = "http"
 
     @property
     def admin_url(self) -> str:
-        return f"http://{self.admin_host}:{self.admin_port}"
+        return f"{self.admin_scheme}://{self.admin_host}:{self.admin_port}"
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -163,23 +158,17 @@ def start_ternd(workdir: Path, config_toml: str | None, index: int = 0, wait: bo
         path.write_text(config_toml)
         args += ["--config", str(path)]
     log_path = workdir / f"ternd-{index}.log"
-    log_file = open(log_path, "wb")
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=workdir)
+    proc, log_file = spawn_ternd(args, workdir, log_path)
     ternd = Ternd(proc, log_path, log_file)
     if not wait:
         return ternd
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        text = ternd.log_text()
-        mqtt, admin = MQTT_LISTENING.search(text), ADMIN_LISTENING.search(text)
-        if mqtt and admin:
-            ternd.host, ternd.port = mqtt.group(1), int(mqtt.group(2))
-            ternd.admin_host, ternd.admin_port = admin.group(1), int(admin.group(2))
-            return ternd
-        if proc.poll() is not None:
-            raise AssertionError(f"ternd exited with {proc.returncode}: {args}\n" + ternd.log_tail())
-        if time.monotonic() > deadline:
-            ternd.stop()
-            raise AssertionError("ternd did not report its MQTT listener and admin endpoint within 10 s\n"
-                                 + ternd.log_tail())
-        time.sleep(0.02)
+    try:
+        mqtt, admin = wait_for_log_lines(proc, log_path, [MQTT_LISTENING, ADMIN_LISTENING],
+                                         "its MQTT listener and admin endpoint", args)
+    except AssertionError:
+        ternd.stop()  # the caller never gets this ternd, so it cannot stop it
+        raise
+    ternd.host, ternd.port = mqtt.group(1), int(mqtt.group(2))
+    ternd.admin_scheme = admin.group(1)
+    ternd.admin_host, ternd.admin_port = admin.group(2), int(admin.group(3))
+    return ternd

@@ -53,6 +53,8 @@ tern::ServiceStats sample_stats() {
   s.outbox_depth = 5;
   s.reconnects = 2;
   s.connected = true;
+  s.log_lines_forwarded = 11;
+  s.log_lines_dropped = 6;
   s.handler_latency.observe(0.0001);  // first bucket
   s.handler_latency.observe(0.003);   // le 0.005
   s.handler_latency.observe(0.003);
@@ -81,6 +83,10 @@ TEST(Metrics, RenderingHasEveryFigureWithCumulativeBuckets) {
   EXPECT_NE(text.find("tern_service_events_duplicate_total{service=\"vib\\\"ration\"} 4\n"), std::string::npos);
   EXPECT_NE(text.find("tern_service_outbox_depth{service=\"vib\\\"ration\"} 5\n"), std::string::npos);
   EXPECT_NE(text.find("tern_service_reconnects_total{service=\"vib\\\"ration\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE tern_service_log_lines_forwarded_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("tern_service_log_lines_forwarded_total{service=\"vib\\\"ration\"} 11\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE tern_service_log_lines_dropped_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("tern_service_log_lines_dropped_total{service=\"vib\\\"ration\"} 6\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE tern_service_handler_latency_seconds histogram\n"), std::string::npos);
   EXPECT_NE(text.find("tern_service_handler_latency_seconds_bucket{service=\"vib\\\"ration\",le=\"0.0005\"} 1\n"),
             std::string::npos);
