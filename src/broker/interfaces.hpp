@@ -84,6 +84,20 @@ class Policy {
   virtual ~Policy() = default;
   // Returns success or an error reason code for the CONNACK (e.g. bad_user_name_or_password).
   virtual std::uint8_t authenticate(const ClientIdentity& who, std::optional<std::string_view> password) = 0;
+
+  // Authentication that may finish later, so that a slow check (a password hash) does not
+  // stall the broker's thread. Returns the verdict when it is known at once (a cached
+  // pair, no password to check, a refusal without checking); otherwise returns nullopt and
+  // calls `done` with the verdict later, on the broker's thread, at most once, never from
+  // inside this call. The broker ignores a verdict for a connection that has gone.
+  // The default answers at once through authenticate().
+  using AuthenticationDone = std::function<void(std::uint8_t reason)>;
+  virtual std::optional<std::uint8_t> start_authentication(const ClientIdentity& who,
+                                                           std::optional<std::string_view> password,
+                                                           AuthenticationDone /*done*/) {
+    return authenticate(who, password);
+  }
+
   virtual bool may_publish(const ClientIdentity& who, std::string_view topic) = 0;
   virtual bool may_subscribe(const ClientIdentity& who, std::string_view filter) = 0;
   virtual bool may_receive(const ClientIdentity& who, std::string_view topic) = 0;

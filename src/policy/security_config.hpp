@@ -24,6 +24,20 @@ struct QuotaConfig {
   bool throttle = false;
 };
 
+// Password checks run on worker threads, off the broker's thread (docs/security.md).
+struct AuthenticationLimits {
+  std::uint32_t verifier_threads = 1;
+  // Verifications queued or running at once; beyond it a CONNECT that needs one is refused
+  // with 0x9F (5.0) / server unavailable (3.1.1).
+  std::uint32_t max_pending_verifications = 16;
+  // After this many failed verifications in a row from one address, that address's
+  // CONNECTs that need a verification are refused with 0x9F for a while, doubling from
+  // backoff_initial_ms up to backoff_max_ms. 0: no back-off.
+  std::uint32_t failures_before_backoff = 5;
+  std::uint32_t backoff_initial_ms = 500;
+  std::uint32_t backoff_max_ms = 10'000;
+};
+
 struct SecurityConfig {
   // Unset: anonymous clients are allowed unless a password file is configured or a
   // listener asks for client certificates.
@@ -31,6 +45,7 @@ struct SecurityConfig {
   std::string password_file;  // empty: usernames are not checked
   std::string acl_file;       // empty: every client may do everything
   QuotaConfig quotas;
+  AuthenticationLimits authentication;
   std::string schema_registry;  // folder: {subject}/{version}.json and bindings.json
   std::string signature_keys_file;          // producer-id:hexkey per line
   std::vector<std::string> signed_topics;   // topic filters whose messages must carry tern-sig

@@ -21,6 +21,7 @@ constexpr std::uint8_t kNotAuthorized = 0x87;
 constexpr std::uint8_t kPacketTooLarge = 0x95;
 constexpr std::uint8_t kMessageRateTooHigh = 0x96;
 constexpr std::uint8_t kQuotaExceeded = 0x97;
+constexpr std::uint8_t kConnectionRateExceeded = 0x9F;  // 3.1.1 clients get "server unavailable"
 constexpr std::uint8_t kPayloadFormatInvalid = 0x99;
 
 broker::PublishVerdict refuse(std::uint8_t reason, std::string why) {
@@ -45,6 +46,11 @@ Expected<SecurityPolicy::Files, std::string> SecurityPolicy::load_files(const Se
     auto p = PasswordFile::load(config.password_file);
     if (!p) return make_unexpected(p.error());
     files.passwords = std::move(*p);
+    // As slow as a real entry, so an unknown user answers no faster than a wrong password.
+    files.dummy.iterations =
+        files.passwords->entries().empty() ? kDefaultIterations : files.passwords->entries().front().iterations;
+    files.dummy.salt = random_bytes(kSaltBytes);
+    files.dummy.hash = random_bytes(64);
   }
   if (!config.acl_file.empty()) {
     auto a = Acl::load(config.acl_file);
@@ -112,37 +118,102 @@ std::string SecurityPolicy::cache_key(std::string_view user, std::string_view pa
   return hmac_sha256(cache_secret_, data);
 }
 
-std::uint8_t SecurityPolicy::authenticate(const broker::ClientIdentity& who, std::optional<std::string_view> password) {
+std::string SecurityPolicy::address_of(const std::string& peer) {
+  // "ip:port" or "[v6]:port": the port changes with every connection, the address does not.
+  const auto colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+
+SecurityPolicy::Check SecurityPolicy::check_credentials(const broker::ClientIdentity& who,
+                                                        std::optional<std::string_view> password) {
+  Check check;
   if (!who.username) {
     if (!who.transport_identity && !allow_anonymous_) {
       ++stats_.auth_anonymous_refused;
       log::info(kLog, "{} ({}): anonymous clients are not allowed", who.client_id, who.peer);
-      return kNotAuthorized;
+      check.verdict = kNotAuthorized;
+      return check;
     }
-  } else if (files_.passwords) {
-    const PasswordEntry* entry = files_.passwords->find(*who.username);
-    if (entry == nullptr) {
-      // Unknown users are answered like wrong passwords, so names cannot be probed.
-      ++stats_.auth_unknown_user;
-      log::info(kLog, "{} ({}): unknown user", who.client_id, who.peer);
-      return kBadUserNameOrPassword;
-    }
-    const std::string key = cache_key(*who.username, password.value_or(std::string_view{}));
-    bool ok = false;
-    if (const auto it = verified_.find(key); it != verified_.end() && it->second == entry->hash) {
-      ok = true;
-    } else if (const auto bad = failed_.find(key); bad != failed_.end() && bad->second == entry->hash) {
-      ok = false;
-    } else {
-      ok = password.has_value() && verify_password(*entry, *password);
-      remember(ok ? verified_ : failed_, key, entry->hash);
-    }
-    if (!ok) {
-      ++stats_.auth_bad_password;
-      log::info(kLog, "{} ({}): wrong password for user {}", who.client_id, who.peer, *who.username);
-      return kBadUserNameOrPassword;
+    check.verdict = check_connection_quota(who);
+    return check;
+  }
+  if (!files_.passwords) {
+    check.verdict = check_connection_quota(who);
+    return check;
+  }
+  check.entry = files_.passwords->find(*who.username);
+  if (check.entry == nullptr) {
+    check.entry = &files_.dummy;
+    check.unknown_user = true;
+  }
+  check.key = cache_key(*who.username, password.value_or(std::string_view{}));
+  if (const auto it = verified_.find(check.key); it != verified_.end() && it->second == check.entry->hash) {
+    check.verdict = conclude(who, check.key, check.entry->hash, check.unknown_user, true, false);
+    return check;
+  }
+  if (const auto bad = failed_.find(check.key); bad != failed_.end() && bad->second == check.entry->hash) {
+    check.verdict = conclude(who, check.key, check.entry->hash, check.unknown_user, false, false);
+    return check;
+  }
+  if (!password) {
+    check.verdict = conclude(who, check.key, check.entry->hash, check.unknown_user, false, false);
+    return check;
+  }
+  const AuthenticationLimits& limits = config_.authentication;
+  if (limits.failures_before_backoff > 0) {
+    if (const auto it = backoff_.find(address_of(who.peer)); it != backoff_.end() && now_() < it->second.until) {
+      ++stats_.auth_refused_backoff;
+      log::debug(kLog, "{} ({}): refused, its address is backing off after {} failures", who.client_id, who.peer,
+                 it->second.failures);
+      check.verdict = kConnectionRateExceeded;
+      return check;
     }
   }
+  return check;
+}
+
+std::uint8_t SecurityPolicy::conclude(const broker::ClientIdentity& who, const std::string& key,
+                                      const std::string& hash, bool unknown_user, bool password_matches,
+                                      bool hashed) {
+  const bool ok = password_matches && !unknown_user;
+  remember(ok ? verified_ : failed_, key, hash);
+  const AuthenticationLimits& limits = config_.authentication;
+  // Only hashed verdicts move the back-off: a remembered pair costs nothing, and a client
+  // that knows one password must not be able to reset it by logging in between guesses.
+  if (hashed && limits.failures_before_backoff > 0) {
+    const std::string address = address_of(who.peer);
+    if (ok) {
+      backoff_.erase(address);
+    } else {
+      if (backoff_.size() >= kMaxCachedPairs && !backoff_.contains(address)) backoff_.clear();
+      Backoff& b = backoff_[address];
+      ++b.failures;
+      if (b.failures >= limits.failures_before_backoff) {
+        const std::uint32_t doublings = std::min<std::uint32_t>(b.failures - limits.failures_before_backoff, 16);
+        const auto wait = std::min<std::uint64_t>(std::uint64_t{limits.backoff_initial_ms} << doublings,
+                                                  limits.backoff_max_ms);
+        b.until = now_() + std::chrono::milliseconds(wait);
+        if (b.failures == limits.failures_before_backoff) {
+          log::warn(kLog, "{}: {} failed authentications in a row; backing off", address, b.failures);
+        }
+      }
+    }
+  }
+  if (unknown_user) {
+    // Unknown users are answered like wrong passwords, so names cannot be probed.
+    ++stats_.auth_unknown_user;
+    log::info(kLog, "{} ({}): unknown user", who.client_id, who.peer);
+    return kBadUserNameOrPassword;
+  }
+  if (!ok) {
+    ++stats_.auth_bad_password;
+    log::info(kLog, "{} ({}): wrong password for user {}", who.client_id, who.peer, who.username.value_or(""));
+    return kBadUserNameOrPassword;
+  }
+  return check_connection_quota(who);
+}
+
+std::uint8_t SecurityPolicy::check_connection_quota(const broker::ClientIdentity& who) {
   if (config_.quotas.max_connections_per_user > 0) {
     if (const auto k = quota_key(who)) {
       const auto it = connections_by_user_.find(*k);
@@ -156,6 +227,76 @@ std::uint8_t SecurityPolicy::authenticate(const broker::ClientIdentity& who, std
   }
   ++stats_.auth_succeeded;
   return 0;
+}
+
+std::uint8_t SecurityPolicy::authenticate(const broker::ClientIdentity& who, std::optional<std::string_view> password) {
+  Check check = check_credentials(who, password);
+  if (check.verdict) return *check.verdict;
+  ++stats_.password_verifications;
+  const bool matches = verify_password(*check.entry, *password);
+  return conclude(who, check.key, check.entry->hash, check.unknown_user, matches, true);
+}
+
+std::optional<std::uint8_t> SecurityPolicy::start_authentication(const broker::ClientIdentity& who,
+                                                                 std::optional<std::string_view> password,
+                                                                 AuthenticationDone done) {
+  if (!verifier_) return authenticate(who, password);
+  Check check = check_credentials(who, password);
+  if (check.verdict) return check.verdict;
+  const AuthenticationLimits& limits = config_.authentication;
+  std::string address = address_of(who.peer);
+  if (limits.failures_before_backoff > 0) {
+    // Between back-off windows an address gets one hash at a time, not a queue's worth.
+    if (const auto it = backoff_.find(address); it != backoff_.end() &&
+                                                it->second.failures >= limits.failures_before_backoff &&
+                                                it->second.pending > 0) {
+      ++stats_.auth_refused_backoff;
+      return kConnectionRateExceeded;
+    }
+  }
+  std::string hash = check.entry->hash;
+  std::string user = check.entry->user;
+  auto completion = [this, alive = std::weak_ptr<bool>(alive_), who, key = check.key, user = std::move(user),
+                     hash, address, unknown = check.unknown_user, done = std::move(done)](bool matches) {
+    if (alive.expired()) return;
+    stats_.verifications_pending = verifier_ ? verifier_->pending() : 0;
+    if (stats_.verifications_pending == 0) busy_logged_ = false;  // one warning per episode
+    if (const auto it = backoff_.find(address); it != backoff_.end() && it->second.pending > 0) --it->second.pending;
+    // A reload may have changed the user's password while it was being checked: the
+    // verdict holds only for the entry it was checked against.
+    const PasswordEntry* now_entry = files_.passwords ? files_.passwords->find(user) : nullptr;
+    const bool still_current = unknown || (now_entry != nullptr && now_entry->hash == hash);
+    done(conclude(who, key, hash, unknown, matches && still_current, true));
+  };
+  if (!verifier_->submit(*check.entry, std::string(*password), std::move(completion))) {
+    ++stats_.auth_refused_busy;
+    if (!busy_logged_) {
+      busy_logged_ = true;
+      log::warn(kLog, "{} password verifications pending: refusing CONNECTs that need one with 0x9F",
+                verifier_->pending());
+    }
+    return kConnectionRateExceeded;
+  }
+  if (limits.failures_before_backoff > 0) {
+    if (backoff_.size() >= kMaxCachedPairs && !backoff_.contains(address)) backoff_.clear();
+    ++backoff_[address].pending;
+  }
+  ++stats_.password_verifications;
+  stats_.verifications_pending = verifier_->pending();
+  return std::nullopt;
+}
+
+void SecurityPolicy::start_verifier(PasswordVerifier::Post post, std::size_t threads) {
+  stop_verifier();
+  verifier_ = std::make_unique<PasswordVerifier>(std::move(post), threads,
+                                                 config_.authentication.max_pending_verifications);
+}
+
+void SecurityPolicy::stop_verifier() {
+  if (!verifier_) return;
+  verifier_->stop();
+  verifier_.reset();
+  stats_.verifications_pending = 0;
 }
 
 bool SecurityPolicy::may_publish(const broker::ClientIdentity& who, std::string_view topic) {
@@ -310,6 +451,13 @@ std::string format_policy_metrics(const PolicyStats& s) {
   sample("tern_security_authentications_total", "result", "unknown_user", s.auth_unknown_user);
   sample("tern_security_authentications_total", "result", "anonymous_refused", s.auth_anonymous_refused);
   sample("tern_security_authentications_total", "result", "connection_quota", s.connections_over_quota);
+  sample("tern_security_authentications_total", "result", "busy", s.auth_refused_busy);
+  sample("tern_security_authentications_total", "result", "backoff", s.auth_refused_backoff);
+  family("tern_security_password_verifications_total", "Password hashes computed to check a CONNECT.");
+  out += fmt::format("tern_security_password_verifications_total {}\n", s.password_verifications);
+  out += "# HELP tern_security_password_verifications_pending Password checks queued or running off the "
+         "broker's thread.\n# TYPE tern_security_password_verifications_pending gauge\n";
+  out += fmt::format("tern_security_password_verifications_pending {}\n", s.verifications_pending);
   family("tern_security_acl_denied_total", "ACL denials, by operation.");
   sample("tern_security_acl_denied_total", "operation", "publish", s.acl_publish_denied);
   sample("tern_security_acl_denied_total", "operation", "subscribe", s.acl_subscribe_denied);
