@@ -5,6 +5,7 @@
 // bound are counted and dropped) and published from a handler posted to the broker's
 // io_context. Lines the broker logs while such a handler publishes are not forwarded, so a
 // forwarded line can never cause another one (no feedback loop), even at debug level.
+// The queue is core/log_forward_queue.hpp's, shared with the SDK's sdk::LogForward.
 //
 // Thread-safety: construct and destroy on the broker's thread; the logger may call in from
 // any thread.
@@ -14,11 +15,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "admin/sources.hpp"
 #include "core/log.hpp"
+#include "core/log_forward_queue.hpp"
 
 namespace tern::admin {
 
@@ -35,9 +36,7 @@ class LogForwarder {
   std::uint64_t forwarded() const;
 
  private:
-  struct State;
-  std::shared_ptr<State> state_;
-  log::ForwarderId id_ = 0;
+  log::ForwardQueue queue_;
 };
 
 }  // namespace tern::admin

@@ -4,25 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
-#include <mutex>
 #include <utility>
 
 namespace tern::sdk {
-namespace {
-
-// Set while a drain handler publishes: what is logged then (by the client, or by a
-// callback it runs) is a consequence of forwarding and is not forwarded again.
-thread_local bool t_publishing = false;
-
-struct PublishingScope {
-  PublishingScope() { t_publishing = true; }
-  ~PublishingScope() { t_publishing = false; }
-  PublishingScope(const PublishingScope&) = delete;
-  PublishingScope& operator=(const PublishingScope&) = delete;
-};
-
-}  // namespace
 
 std::string log_topic(std::string_view source, log::Level level) {
   std::string topic = "$tern/logs/";
@@ -37,45 +21,19 @@ std::string log_topic(std::string_view source, log::Level level) {
 }
 
 struct LogForward::State : std::enable_shared_from_this<State> {
-  State(boost::asio::io_context& io_context, LogForwardOptions opts, Client& c)
-      : io(io_context),
-        options(std::move(opts)),
+  State(LogForwardOptions opts, Client& c)
+      : options(std::move(opts)),
         client(&c),
         tokens(static_cast<double>(std::max<std::size_t>(options.burst, 1))),
         refilled(std::chrono::steady_clock::now()) {}
 
-  struct Pending {
-    log::Level level;
-    std::string line;
-  };
-
-  boost::asio::io_context& io;
   const LogForwardOptions options;
-  Client* client;  // used on the io_context thread only, and only while !closed
+  Client* client;  // used on the io_context thread only, and only while the queue is open
 
-  mutable std::mutex mutex;
-  std::deque<Pending> pending;
+  // The token bucket: touched only by the queue's admit, under the queue's lock.
   double tokens;
   std::chrono::steady_clock::time_point refilled;
-  bool drain_posted = false;
-  bool closed = false;
-  LogForwardStats stats;
   std::size_t in_client = 0;  // io_context thread only: published, not yet written
-
-  // Called by the logger on any thread: never blocks beyond this short lock.
-  void offer(log::Level level, std::string_view line) {
-    if (t_publishing || level < options.min_level) return;
-    std::lock_guard lock(mutex);
-    if (closed) return;
-    if (!take_token() || pending.size() >= options.max_pending) {
-      ++stats.dropped;
-      return;
-    }
-    pending.push_back(Pending{level, std::string(line)});
-    if (drain_posted) return;
-    drain_posted = true;
-    boost::asio::post(io, [self = shared_from_this()] { self->drain(); });
-  }
 
   bool take_token() {
     const auto now = std::chrono::steady_clock::now();
@@ -88,25 +46,16 @@ struct LogForward::State : std::enable_shared_from_this<State> {
     return true;
   }
 
-  void drain() {
-    std::deque<Pending> batch;
-    {
-      std::lock_guard lock(mutex);
-      drain_posted = false;
-      if (closed) return;
-      batch.swap(pending);
-    }
-    const PublishingScope scope;
-    std::uint64_t forwarded = 0;
-    std::uint64_t dropped = 0;
-    for (auto& item : batch) {
+  log::ForwardCounts publish(std::deque<log::PendingLine>& lines) {
+    log::ForwardCounts counts;
+    for (auto& item : lines) {
       if (!client->connected() || in_client >= options.max_pending) {
-        ++dropped;
+        ++counts.dropped;
         continue;
       }
       Message m;
       m.topic = log_topic(options.source, item.level);
-      m.payload = std::move(item.line);
+      m.payload = std::move(item.json);
       m.qos = Qos::at_most_once;
       m.content_type = "application/json";
       ++in_client;
@@ -116,32 +65,28 @@ struct LogForward::State : std::enable_shared_from_this<State> {
       });
       if (ec) {
         --in_client;
-        ++dropped;
+        ++counts.dropped;
       } else {
-        ++forwarded;
+        ++counts.forwarded;
       }
     }
-    std::lock_guard lock(mutex);
-    stats.forwarded += forwarded;
-    stats.dropped += dropped;
+    return counts;
   }
 };
 
 LogForward::LogForward(boost::asio::io_context& io, LogForwardOptions options, Client& client)
-    : state_(std::make_shared<State>(io, std::move(options), client)) {
-  id_ = log::add_forwarder([state = state_](log::Level level, std::string_view line) { state->offer(level, line); });
-}
+    : state_(std::make_shared<State>(std::move(options), client)),
+      queue_(
+          state_->options.min_level, state_->options.max_pending,
+          [&io](std::function<void()> drain) { boost::asio::post(io, std::move(drain)); },
+          [state = state_](std::deque<log::PendingLine>& lines) { return state->publish(lines); },
+          [state = state_] { return state->take_token(); }) {}
 
-LogForward::~LogForward() {
-  log::remove_forwarder(id_);
-  std::lock_guard lock(state_->mutex);
-  state_->closed = true;
-  state_->pending.clear();
-}
+LogForward::~LogForward() = default;
 
 LogForwardStats LogForward::stats() const {
-  std::lock_guard lock(state_->mutex);
-  return state_->stats;
+  const log::ForwardCounts counts = queue_.counts();
+  return LogForwardStats{counts.forwarded, counts.dropped};
 }
 
 }  // namespace tern::sdk

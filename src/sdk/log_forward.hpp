@@ -24,6 +24,7 @@
 #include <string>
 
 #include "core/log.hpp"
+#include "core/log_forward_queue.hpp"
 #include "tern/client.hpp"
 
 namespace tern::sdk {
@@ -58,7 +59,7 @@ class LogForward {
  private:
   struct State;
   std::shared_ptr<State> state_;
-  log::ForwarderId id_ = 0;
+  log::ForwardQueue queue_;  // after state_: built from it
 };
 
 }  // namespace tern::sdk

@@ -7,6 +7,7 @@ TERND names the binary (ctest sets it); otherwise the release build next to the 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from ternd_harness import (ADMIN_LISTENING, DEFAULT_TERND, MQTT_LISTENING,  # no
                            spawn_ternd, ternd_path, wait_for_log_lines)
 
 STOP_TIMEOUT_S = 10.0
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 class HttpResponse:
@@ -137,3 +139,14 @@ def start_ternd(tmp_path):
 @pytest.fixture
 def ternd(start_ternd) -> Ternd:
     return start_ternd()
+
+
+def check_with_promtool(metrics_body: bytes) -> None:
+    """promtool accepts the exposition without a word of complaint; skips the test when
+    promtool is not installed."""
+    if not shutil.which(PROMTOOL):
+        pytest.skip("promtool is not installed (Debian package: prometheus)")
+    check = subprocess.run([PROMTOOL, "check", "metrics"], input=metrics_body, capture_output=True,
+                           timeout=30)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+    assert check.stdout.decode() + check.stderr.decode() == ""

@@ -33,6 +33,27 @@ def wait_until(predicate, timeout: float = DEFAULT_TIMEOUT, message: str = "cond
         time.sleep(interval)
 
 
+def latest_values(client: "PahoClient", topics, predicate=lambda values: True,
+                  timeout: float = DEFAULT_TIMEOUT) -> dict[str, str]:
+    """The latest payload of each topic (as text) that `client` receives, once every one of
+    `topics` was seen and predicate(values) holds; fails after timeout seconds ($SYS)."""
+    values: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        if all(t in values for t in topics) and predicate(values):
+            return values
+        left = deadline - time.monotonic()
+        if left <= 0:
+            missing = [t for t in topics if t not in values]
+            raise AssertionError(f"$SYS incomplete after {timeout} s; missing {missing}, "
+                                 f"values {values}")
+        try:
+            msg = client.messages.get(timeout=left)
+        except queue.Empty:
+            continue
+        values[msg.topic] = msg.payload.decode("utf-8", "replace")
+
+
 def props(packet_type, **values) -> Properties:
     """paho Properties from keyword arguments, e.g. props(PacketTypes.PUBLISH,
     ContentType="text/plain", UserProperty=[("a", "b")])."""

@@ -1,10 +1,11 @@
 """$SYS statistics topics."""
 
-import queue
+import functools
 import re
 import time
 
 import mqtt_raw as m
+from helpers import latest_values
 
 SYS_CONFIG = "[sys]\ninterval_s = 1\n"
 
@@ -21,23 +22,8 @@ REQUIRED = [
      for reason in ("queue_full", "expired", "backpressure", "too_large", "not_authorized")]
 
 
-def _latest(client, topics, predicate=lambda values: True, timeout=6.0):
-    """Collects $SYS values until every topic has been seen and predicate(values) holds."""
-    values: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        if all(t in values for t in topics) and predicate(values):
-            return values
-        left = deadline - time.monotonic()
-        if left <= 0:
-            missing = [t for t in topics if t not in values]
-            raise AssertionError(f"$SYS incomplete after {timeout} s; missing {missing}, "
-                                 f"values {values}")
-        try:
-            msg = client.messages.get(timeout=left)
-        except queue.Empty:
-            continue
-        values[msg.topic] = msg.payload.decode("utf-8", "replace")
+# $SYS comes every interval_s = 1 s: a few cycles.
+_latest = functools.partial(latest_values, timeout=6.0)
 
 
 def test_sys_topics_are_published_as_decimal_text(start_broker, version):

@@ -4,13 +4,14 @@ counters ($SYS/broker/security/...) beside the broker's own, on the same cycle."
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
-import queue
 import re
 import time
 
 import mqtt_raw as m
+from helpers import latest_values
 
 ALICE_PASSWORD = "alice-Pa55"
 ITERATIONS = 1000  # the minimum: keeps the ~100 ms per first verification out of the test
@@ -69,24 +70,8 @@ def alice_watcher(broker, client_id: str):
     return watcher
 
 
-def collect(client, topics, predicate=lambda values: True, timeout=8.0) -> dict[str, str]:
-    """$SYS values by topic (the latest of each), once every topic was seen and
-    predicate(values) holds."""
-    values: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        if all(t in values for t in topics) and predicate(values):
-            return values
-        left = deadline - time.monotonic()
-        if left <= 0:
-            missing = [t for t in topics if t not in values]
-            raise AssertionError(f"$SYS incomplete after {timeout} s; missing {missing}, "
-                                 f"values {values}")
-        try:
-            msg = client.messages.get(timeout=left)
-        except queue.Empty:
-            continue
-        values[msg.topic] = msg.payload.decode("utf-8", "replace")
+# $SYS values by topic, the latest of each: a few cycles of interval_s = 1 s.
+collect = functools.partial(latest_values, timeout=8.0)
 
 
 def number(values: dict[str, str], topic: str) -> float:

@@ -12,6 +12,7 @@
 
 #include "sdk/log_forward.hpp"
 #include "sdk/text.hpp"
+#include "sdk_test_support.hpp"
 #include "tern/client.hpp"
 #include "tern/log.hpp"
 #include "tern/service.hpp"
@@ -20,17 +21,8 @@
 namespace {
 
 using namespace std::chrono_literals;
+using tern::test::run_until;
 using tern::test::TerndProcess;
-
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(20ms);
-  }
-  return true;
-}
 
 tern::ClientOptions client_options(int port, std::string prefix) {
   tern::ClientOptions o;

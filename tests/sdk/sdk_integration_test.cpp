@@ -12,6 +12,7 @@
 
 #include "http_get.hpp"
 #include "sdk/text.hpp"
+#include "sdk_test_support.hpp"
 #include "ternd_process.hpp"
 #include "tern/client.hpp"
 #include "tern/service.hpp"
@@ -19,38 +20,9 @@
 namespace {
 
 using namespace std::chrono_literals;
+using tern::test::run_command;
+using tern::test::run_until;
 using tern::test::TerndProcess;
-
-// Runs `io` until `done()` holds; false on timeout.
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(20ms);
-  }
-  return true;
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs a shell command line, stderr merged into stdout; `on_line` sees each line as it comes.
-CommandResult run_command(const std::string& command, const std::function<void(const std::string&)>& on_line = {}) {
-  CommandResult r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char line[8192];
-  while (std::fgets(line, sizeof line, p)) {
-    r.output += line;
-    if (on_line) on_line(line);
-  }
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 std::string tern_cli() { return TERN_CLI_PATH; }
 

@@ -5,55 +5,28 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <thread>
 
 #include "http_get.hpp"
 #include "sdk/text.hpp"
+#include "sdk_test_support.hpp"
 #include "tern/client.hpp"
 #include "tern/service.hpp"
 #include "tern/signing.hpp"
+#include "ternd_process.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(20ms);
-  }
-  return true;
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char line[8192];
-  while (std::fgets(line, sizeof line, p)) r.output += line;
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using tern::test::run_command;
+using tern::test::run_until;
 
 std::string tern_cli() { return TERN_CLI_PATH; }
 
@@ -90,7 +63,6 @@ class TerndWithConfig {
       : config_(std::move(config_path)), listeners_(listeners), workdir_(std::move(workdir)) {
     start();
   }
-  ~TerndWithConfig() { stop(); }
   TerndWithConfig(const TerndWithConfig&) = delete;
   TerndWithConfig& operator=(const TerndWithConfig&) = delete;
 
@@ -101,60 +73,16 @@ class TerndWithConfig {
   }
 
   void start() {
-    int fds[2];
-    if (pipe(fds) != 0) throw std::runtime_error("pipe");
-    const std::string path = TERND_PATH;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], 2);
-      close(fds[0]);
-      close(fds[1]);
-      if (chdir(workdir_.c_str()) != 0) _exit(126);
-      execl(path.c_str(), path.c_str(), "--config", config_.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(fds[1]);
-    stderr_ = fdopen(fds[0], "r");
-    ports_.clear();
-    char line[4096];
-    while (ports_.size() < listeners_ && std::fgets(line, sizeof line, stderr_)) {
-      const std::string_view text(line);
-      const auto at = text.find("listening on ");
-      if (at == std::string_view::npos) continue;
-      std::string_view endpoint = text.substr(at + 13);
-      endpoint = endpoint.substr(0, endpoint.find_first_of(" \"\n"));
-      const auto colon = endpoint.rfind(':');
-      if (colon == std::string_view::npos) continue;
-      ports_.push_back(std::atoi(std::string(endpoint.substr(colon + 1)).c_str()));
-    }
-    if (ports_.size() < listeners_) throw std::runtime_error("ternd did not start with " + config_);
-    // Keep reading so that ternd never blocks on a full pipe; the lines go to a file that
-    // a failing test can show.
-    drain_ = std::thread([f = stderr_, log = (workdir_ / "ternd.log").string()] {
-      std::ofstream out(log, std::ios::app);
-      char buf[4096];
-      while (std::fgets(buf, sizeof buf, f)) out << buf << std::flush;
-    });
+    ports_ = child_.start({"--config", config_}, listeners_, workdir_.string(), (workdir_ / "ternd.log").string());
   }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    if (drain_.joinable()) drain_.join();
-    if (stderr_) std::fclose(stderr_);
-    stderr_ = nullptr;
-  }
+  void stop() { child_.stop(); }
 
  private:
   std::string config_;
   std::size_t listeners_;
   fs::path workdir_;
-  pid_t pid_ = -1;
-  FILE* stderr_ = nullptr;
-  std::thread drain_;
+  tern::test::TerndChild child_;
   std::vector<int> ports_;
 };
 

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "../../sdk/http_get.hpp"
+#include "../../sdk/sdk_test_support.hpp"
 #include "sdk/http_endpoint.hpp"
 #include "sdk/metrics.hpp"
 #include "sdk/text.hpp"
@@ -22,16 +23,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(20ms);
-  }
-  return true;
-}
+using tern::test::run_until;
 
 std::filesystem::path temp_db(const std::string& stem) {
   return std::filesystem::temp_directory_path() / (stem + "-" + tern::sdk::random_hex(6) + ".db");

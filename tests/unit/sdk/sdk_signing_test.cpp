@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 
+#include "../../sdk/sdk_test_support.hpp"
 #include "core/log.hpp"
 #include "sdk/metrics.hpp"
 #include "sdk/signing.hpp"
@@ -22,6 +23,7 @@
 namespace {
 
 using namespace std::chrono_literals;
+using tern::test::run_until;
 
 // Key 00 01 .. 1f. Both vectors were computed outside Tern:
 //   printf 'sensors/m1/temperature\0{"c":21.5}\0dev-7' |
@@ -38,16 +40,6 @@ tern::Message vector_message() {
   m.payload = R"({"c":21.5})";
   m.set_user_property(tern::kTernIdProperty, "dev-7");
   return m;
-}
-
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(20ms);
-  }
-  return true;
 }
 
 class TempFile {
