@@ -191,6 +191,9 @@ int run(const tern::ternd::CommandLine& cl) {
                                       {"auth/bad_password", p.auth_bad_password},
                                       {"auth/unknown_user", p.auth_unknown_user},
                                       {"auth/anonymous_refused", p.auth_anonymous_refused},
+                                      {"auth/busy", p.auth_refused_busy},
+                                      {"auth/backoff", p.auth_refused_backoff},
+                                      {"auth/verifications", p.password_verifications},
                                       {"acl/publish_denied", p.acl_publish_denied},
                                       {"acl/subscribe_denied", p.acl_subscribe_denied},
                                       {"acl/receive_denied", p.acl_receive_denied},
@@ -286,7 +289,12 @@ int run(const tern::ternd::CommandLine& cl) {
     }
   }
 
+  // Password hashes run on their own thread, off the broker's loop; verdicts come back
+  // through the loop. Stopped before the loop (which they post to) is destroyed.
+  (*security)->start_verifier([&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); },
+                              config->security.authentication.verifier_threads);
   server.run();
+  (*security)->stop_verifier();
   if (admin) admin->stop();
   alerts.stop();
   purge_timer.cancel();

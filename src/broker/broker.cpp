@@ -36,13 +36,6 @@ using mqtt::Version;
 
 QoS min_qos(QoS a, QoS b) { return static_cast<std::uint8_t>(a) < static_cast<std::uint8_t>(b) ? a : b; }
 
-SharedBytes encode_packet(const mqtt::Packet& packet, Version version) {
-  auto out = std::make_shared<std::string>();
-  out->reserve(mqtt::encoded_size(packet, version));
-  mqtt::encode(packet, version, *out);
-  return out;
-}
-
 bool is_sys_filter(std::string_view filter) { return filter.starts_with("$SYS"); }
 
 constexpr std::string_view kStreamsRoot = "$tern/streams/";
@@ -96,6 +89,21 @@ struct Broker::Impl {
   Broker::SysFigures sys_figures;  // reused by every $SYS cycle
   bool shutting_down = false;
 
+  // CONNECTs whose authentication finishes later (Policy::start_authentication). While
+  // one is parked its connection is not read (what arrived after the CONNECT stays with
+  // the transport) and its CONNECT timeout keeps running; the packet's bytes are kept so
+  // that the CONNECT completes from them when the verdict comes. A verdict whose ticket
+  // does not match (the connection closed, its id reused) is ignored.
+  struct ParkedConnect {
+    std::string packet;  // the whole CONNECT, fixed header included
+    std::uint64_t ticket = 0;
+    bool assigned_client_id = false;
+  };
+  std::unordered_map<ConnectionId, ParkedConnect> authenticating;
+  std::uint64_t authentication_tickets = 0;
+  // Verdicts posted to the loop after the broker is gone find it expired.
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
   // Scratch for route(): reused so that routing does not allocate in steady state.
   struct Target {
     Session* session;
@@ -115,9 +123,30 @@ struct Broker::Impl {
   }
 
   void send(Connection& conn, const mqtt::Packet& packet) {
-    auto bytes = encode_packet(packet, conn.version);
+    auto bytes = take_bytes(0);
+    mqtt::encode(packet, conn.version, *bytes);
     stats.bytes_sent += bytes->size();
     transport.send(conn.id, std::move(bytes));
+  }
+
+  // A buffer for one encoded packet. The network transport copies small packets into its
+  // own write buffers and lets go of ours at once, so while nobody else holds it the same
+  // buffer serves packet after packet instead of one allocation each.
+  static constexpr std::size_t kScratchBytesKept = 16 * 1024;
+  std::shared_ptr<std::string> scratch_bytes;
+  std::shared_ptr<std::string> take_bytes(std::size_t size) {
+    if (size > kScratchBytesKept) {
+      auto large = std::make_shared<std::string>();
+      large->reserve(size);
+      return large;
+    }
+    if (scratch_bytes && scratch_bytes.use_count() == 1 && scratch_bytes->capacity() <= kScratchBytesKept) {
+      scratch_bytes->clear();
+    } else {
+      scratch_bytes = std::make_shared<std::string>();
+    }
+    scratch_bytes->reserve(size);
+    return scratch_bytes;
   }
 
   std::string describe(const Connection& conn) const {
@@ -149,6 +178,7 @@ struct Broker::Impl {
     Session* session = conn.session;
     const bool send_will = !graceful && !conn.will_cleared;
     if (conn.state == Connection::State::connected) policy.client_disconnected(conn.identity());
+    if (conn.state == Connection::State::awaiting_connect) authenticating.erase(id);
     auto owned = std::move(connections[id]);
     connections.erase(id);
     --stats.connections_current;
@@ -414,7 +444,7 @@ struct Broker::Impl {
       ++it;
     }
     stats.retained_messages = retained.size();
-    shared_encoding = SharedEncoding{};  // keyed by address: valid only while the messages are pinned
+    clear_shared_encoding();  // keyed by address: valid only while the messages are pinned
   }
 
   // ---------------------------------------------------------------- routing
@@ -436,12 +466,14 @@ struct Broker::Impl {
 
   // Hands `msg` to every matching subscription. `origin` is the publishing session (for no-local).
   void route(const MessagePtr& msg, const Session* origin) {
+    sharing_encodings = true;
     route_to_subscribers(msg, origin);
-    shared_encoding = SharedEncoding{};  // valid within one route only: addresses get reused
+    sharing_encodings = false;
+    clear_shared_encoding();  // valid within one route only: addresses get reused
   }
 
   void route_to_subscribers(const MessagePtr& msg, const Session* origin) {
-    shared_encoding = SharedEncoding{};
+    clear_shared_encoding();
     targets_used = 0;
     ++route_generation;
     const SessionKey origin_key = origin ? origin->key : 0;
@@ -459,18 +491,22 @@ struct Broker::Impl {
         },
         [&](SharedGroup& g) { groups.push_back(&g); });
 
+    Delivery d;  // one for all targets: QoS 0 is sent from it, QoS 1/2 take a copy
+    d.message = msg;
     for (std::size_t i = 0; i < targets_used; ++i) {
       Target& t = targets[i];
       if (!policy.may_receive(t.session->identity, msg->topic)) {
         ++stats.dropped_not_authorized;
         continue;
       }
-      Delivery d;
-      d.message = msg;
       d.qos = min_qos(msg->qos, t.qos);
       d.retain = t.retain_as_published && msg->retain;
       d.subscription_ids = t.subscription_ids;
-      deliver(*t.session, std::move(d));
+      if (d.qos == QoS::at_most_once) {
+        deliver_at_most_once(*t.session, d);
+      } else {
+        deliver(*t.session, Delivery(d));
+      }
     }
     for (SharedGroup* g : groups) deliver_shared(*g, msg, nullptr);
   }
@@ -552,21 +588,30 @@ struct Broker::Impl {
     return std::max<std::size_t>(w, 1);
   }
 
-  void deliver(Session& session, Delivery d) {
+  void deliver_at_most_once(Session& session, const Delivery& d) {
     if (expired(*d.message)) {
       ++stats.dropped_expired;
       return;
     }
     Connection* conn = session.connection;
-    if (d.qos == QoS::at_most_once) {
-      if (conn == nullptr) return;  // QoS 0 is not kept for offline sessions (§4.3.1)
-      if (transport.queued_bytes(conn->id) > config.max_write_queue_bytes) {
-        ++stats.dropped_qos0_backpressure;
-        return;
-      }
-      send_publish(*conn, d, 0, false);
+    if (conn == nullptr) return;  // QoS 0 is not kept for offline sessions (§4.3.1)
+    if (transport.queued_bytes(conn->id) > config.max_write_queue_bytes) {
+      ++stats.dropped_qos0_backpressure;
       return;
     }
+    send_publish(*conn, d, 0, false);
+  }
+
+  void deliver(Session& session, Delivery d) {
+    if (d.qos == QoS::at_most_once) {
+      deliver_at_most_once(session, d);
+      return;
+    }
+    if (expired(*d.message)) {
+      ++stats.dropped_expired;
+      return;
+    }
+    Connection* conn = session.connection;
     if (conn != nullptr && session.queue.empty() && session.inflight.size() < window(session)) {
       send_inflight(session, std::move(d));
       return;
@@ -668,31 +713,71 @@ struct Broker::Impl {
   }
 
   // Encodes and sends one PUBLISH. Returns false when it was dropped as too large for the client.
-  // One encoding of a QoS 0 PUBLISH serves every subscriber that needs no per-subscriber
-  // variant (no topic alias, no subscription identifier), per protocol version and retain flag.
+  // One encoding of a PUBLISH serves every subscriber that needs no per-subscriber variant
+  // (no topic alias, no subscription identifier, not a retransmission), per protocol
+  // version, retain flag and QoS. For QoS 1 and 2 only the packet id differs: it is
+  // patched into a copy of the shared bytes.
   struct SharedEncoding {
     const Message* message = nullptr;
-    SharedBytes bytes[2][2];  // [v5][retain]
+    SharedBytes bytes[2][2][3];  // [v5][retain][qos]
   };
   SharedEncoding shared_encoding;
+  bool sharing_encodings = false;  // only while route() runs: elsewhere each message goes to one session
+
+  void clear_shared_encoding() {
+    if (shared_encoding.message == nullptr) return;
+    shared_encoding.message = nullptr;
+    for (auto& by_retain : shared_encoding.bytes) {
+      for (auto& by_qos : by_retain) {
+        for (SharedBytes& b : by_qos) {
+          if (b) b.reset();
+        }
+      }
+    }
+  }
+
+  // Offset of the packet id in an encoded PUBLISH of QoS 1 or 2: after the fixed header
+  // (type byte, remaining length as a variable byte integer) and the topic name.
+  static std::size_t packet_id_offset(std::string_view publish) {
+    std::size_t pos = 1;
+    while (pos < publish.size() && (static_cast<std::uint8_t>(publish[pos]) & 0x80) != 0) ++pos;
+    ++pos;
+    const std::size_t topic_length = (static_cast<std::size_t>(static_cast<std::uint8_t>(publish[pos])) << 8) |
+                                     static_cast<std::uint8_t>(publish[pos + 1]);
+    return pos + 2 + topic_length;
+  }
 
   bool send_publish(Connection& conn, const Delivery& d, std::uint16_t packet_id, bool dup) {
     const Message& msg = *d.message;
-    const bool shareable = packet_id == 0 && d.subscription_ids.empty() &&
+    const bool shareable = sharing_encodings && !dup && d.subscription_ids.empty() &&
                            !(conn.version == Version::v5 && conn.client_topic_alias_maximum > 0);
     SharedBytes* cached = nullptr;
     if (shareable) {
-      if (shared_encoding.message != &msg) shared_encoding = SharedEncoding{&msg, {}};
-      cached = &shared_encoding.bytes[conn.version == Version::v5 ? 1 : 0][d.retain ? 1 : 0];
+      if (shared_encoding.message != &msg) {
+        clear_shared_encoding();
+        shared_encoding.message = &msg;
+      }
+      cached = &shared_encoding.bytes[conn.version == Version::v5 ? 1 : 0][d.retain ? 1 : 0]
+                                     [static_cast<std::size_t>(d.qos)];
       if (*cached) {
-        if ((*cached)->size() > conn.client_maximum_packet_size) {
+        const std::string& shared = **cached;
+        if (shared.size() > conn.client_maximum_packet_size) {
           ++stats.dropped_too_large;
           return false;
         }
         ++stats.messages_sent;
-        ++stats.messages_sent_qos[0];
-        stats.bytes_sent += (*cached)->size();
-        transport.send(conn.id, *cached);
+        ++stats.messages_sent_qos[static_cast<std::size_t>(d.qos)];
+        stats.bytes_sent += shared.size();
+        if (d.qos == QoS::at_most_once) {
+          transport.send(conn.id, *cached);
+          return true;
+        }
+        auto bytes = take_bytes(shared.size());
+        bytes->assign(shared);
+        const std::size_t at = packet_id_offset(*bytes);
+        (*bytes)[at] = static_cast<char>(packet_id >> 8);
+        (*bytes)[at + 1] = static_cast<char>(packet_id & 0xFF);
+        transport.send(conn.id, std::move(bytes));
         return true;
       }
     }
@@ -729,15 +814,15 @@ struct Broker::Impl {
         }
       }
     }
-    const std::size_t size = mqtt::encoded_size(p, conn.version);
-    if (size > conn.client_maximum_packet_size) {
+    // Encoded before the size check: sizing takes a pass of its own, and a packet too
+    // large for its client is rare.
+    auto bytes = take_bytes(msg.topic.size() + msg.payload.size() + 16);
+    mqtt::encode(p, conn.version, *bytes);
+    if (bytes->size() > conn.client_maximum_packet_size) {
       ++stats.dropped_too_large;
       log::debug(kLog, "message on {} too large for {}: dropped", msg.topic, describe(conn));
       return false;
     }
-    auto bytes = std::make_shared<std::string>();
-    bytes->reserve(size);
-    mqtt::encode(p, conn.version, *bytes);
     ++stats.messages_sent;
     ++stats.messages_sent_qos[static_cast<std::size_t>(d.qos)];
     stats.bytes_sent += bytes->size();
@@ -970,7 +1055,8 @@ struct Broker::Impl {
     while (Connection* c = deadlines.pop_due(now)) {
       if (c->state == Connection::State::awaiting_connect) {
         ++stats.protocol_errors;
-        log::warn(kLog, "closing {}: no CONNECT within the connect timeout", c->identity().peer);
+        log::warn(kLog, "closing {}: {} within the connect timeout", c->identity().peer,
+                  authenticating.contains(c->id) ? "authentication not finished" : "no CONNECT");
         close_connection(*c, true);
         continue;
       }
@@ -1009,7 +1095,7 @@ struct Broker::Impl {
         [&](auto& packet) {
           using T = std::decay_t<decltype(packet)>;
           if constexpr (std::is_same_v<T, mqtt::Connect>) {
-            on_connect(conn, packet);
+            on_connect(conn, packet, frame);
           } else if constexpr (std::is_same_v<T, mqtt::Publish>) {
             on_publish(conn, packet);
           } else if constexpr (std::is_same_v<T, mqtt::PubAck>) {
@@ -1066,13 +1152,12 @@ struct Broker::Impl {
     close_connection(conn, true);
   }
 
-  void on_connect(Connection& conn, const mqtt::Connect& c) {
+  void on_connect(Connection& conn, const mqtt::Connect& c, const mqtt::Frame& frame) {
     if (conn.state != Connection::State::awaiting_connect) {
       close_with(conn, ReasonCode::protocol_error, "second CONNECT");
       return;
     }
     conn.version = c.version;
-    deadlines.remove(conn);  // the CONNECT timeout; keep-alive follows below
     const auto& props = c.properties;
     std::string client_id(c.client_id);
     bool assigned = false;
@@ -1090,7 +1175,56 @@ struct Broker::Impl {
       refuse_connect(conn, ReasonCode::bad_authentication_method, "enhanced authentication is not supported");
       return;
     }
-    if (const auto rc = policy.authenticate(conn.identity(), c.password); rc != 0) {
+    const ConnectionId id = conn.id;
+    const std::uint64_t ticket = ++authentication_tickets;
+    const auto verdict = policy.start_authentication(
+        conn.identity(), c.password, [this, alive_token = std::weak_ptr<bool>(alive), id, ticket](std::uint8_t rc) {
+          if (!alive_token.expired()) on_authenticated(id, ticket, rc);
+        });
+    if (!verdict) {
+      const std::string_view body = frame.body;
+      authenticating.insert_or_assign(
+          id, ParkedConnect{std::string(body.data() + body.size() - frame.size, frame.size), ticket, assigned});
+      transport.set_reading(id, false);
+      return;
+    }
+    finish_connect(conn, c, assigned, *verdict);
+  }
+
+  void on_authenticated(ConnectionId id, std::uint64_t ticket, std::uint8_t rc) {
+    const auto it = authenticating.find(id);
+    if (it == authenticating.end() || it->second.ticket != ticket) {
+      log::debug(kLog, "authentication verdict for connection {} ignored: it has gone", id);
+      return;
+    }
+    const ParkedConnect parked = std::move(it->second);
+    authenticating.erase(it);
+    Connection* conn = find_connection(id);
+    if (conn == nullptr) return;
+    conn->last_activity = clock.now();
+    received_at = conn->last_activity;
+    // The same bytes decoded before they were parked.
+    const auto frame = mqtt::parse_frame(parked.packet, config.max_packet_size);
+    std::optional<mqtt::Packet> decoded;
+    if (frame && frame->size != 0) {
+      if (auto d = mqtt::decode(*frame, conn->version)) decoded = std::move(*d);
+    }
+    const auto* connect = decoded ? std::get_if<mqtt::Connect>(&*decoded) : nullptr;
+    if (connect == nullptr) {
+      close_connection(*conn, false);
+      return;
+    }
+    finish_connect(*conn, *connect, parked.assigned_client_id, rc);
+    // Offers the packets that arrived after the CONNECT, then reads on.
+    if (find_connection(id) != nullptr) transport.set_reading(id, true);
+  }
+
+  // The rest of CONNECT once the policy's verdict `rc` is known.
+  void finish_connect(Connection& conn, const mqtt::Connect& c, bool assigned, std::uint8_t rc) {
+    deadlines.remove(conn);  // the CONNECT timeout; keep-alive follows below
+    const auto& props = c.properties;
+    const std::string client_id = conn.identity().client_id;  // the identity moves to the session below
+    if (rc != 0) {
       refuse_connect(conn, static_cast<ReasonCode>(rc), "authentication failed");
       return;
     }
@@ -1225,6 +1359,28 @@ struct Broker::Impl {
     pump(*session);
   }
 
+  // A Message for an inbound PUBLISH. When nothing kept the previous one (delivered at
+  // once at QoS 0, not retained, queued or in flight), it is reused with its strings'
+  // memory, which spares the allocations of a new message each time.
+  static constexpr std::size_t kSpareMessageBytesKept = 16 * 1024;
+  std::shared_ptr<Message> spare_message;
+  std::shared_ptr<Message> take_message() {
+    if (spare_message && spare_message.use_count() == 1 &&
+        spare_message->payload.capacity() <= kSpareMessageBytesKept) {
+      Message& m = *spare_message;
+      std::string topic = std::move(m.topic);
+      std::string payload = std::move(m.payload);
+      std::string origin = std::move(m.origin_client_id);
+      m = Message{};
+      m.topic = std::move(topic);
+      m.payload = std::move(payload);
+      m.origin_client_id = std::move(origin);
+      return spare_message;
+    }
+    spare_message = std::make_shared<Message>();
+    return spare_message;
+  }
+
   static void copy_properties(Message& m, const mqtt::Properties& p) {
     m.payload_format_indicator = p.payload_format_indicator;
     if (p.content_type) m.content_type = std::string(*p.content_type);
@@ -1327,7 +1483,7 @@ struct Broker::Impl {
       }
     } else {
       ++stats.messages_received_qos[static_cast<std::size_t>(p.qos)];
-      auto m = std::make_shared<Message>();
+      auto m = take_message();
       m->topic = topic;
       m->payload = p.payload;
       m->qos = p.qos;
@@ -1626,6 +1782,7 @@ std::size_t Broker::data_received(ConnectionId id, std::string_view bytes) {
   Impl& b = *impl_;
   Connection* conn = b.find_connection(id);
   if (conn == nullptr) return bytes.size();
+  if (conn->state == Connection::State::awaiting_connect && b.authenticating.contains(id)) return 0;
   conn->last_activity = b.clock.now();
   b.received_at = conn->last_activity;
   std::size_t offset = 0;
@@ -1648,6 +1805,9 @@ std::size_t Broker::data_received(ConnectionId id, std::string_view bytes) {
     b.handle(*conn, *frame);
     conn = b.find_connection(id);
     if (conn == nullptr) return bytes.size();
+    // Still awaiting CONNECT after handling one: its authentication is under way, and
+    // what follows waits with the transport until the verdict.
+    if (conn->state == Connection::State::awaiting_connect) break;
   }
   return offset;
 }

@@ -15,7 +15,8 @@
 //
 // Reading. A connection waits for readability, then reads with non-blocking read_some into
 // the server's scratch buffer. Only an unconsumed tail (a partial packet) is copied into
-// the connection, so an idle connection holds no read buffer.
+// the connection, so an idle connection holds no read buffer. A plain TCP read that does
+// not fill the buffer ends the turn without the read that would only say EAGAIN.
 //
 // Idle cost. What an idle plain-TCP connection holds here: the Connection (socket typed on
 // the io_context's executor, which is 48 bytes smaller than any_io_executor, in the
@@ -36,7 +37,10 @@
 // Writing. send() appends to the connection's write queue and puts the connection on a
 // server-wide flush list; one posted task per loop turn starts a scatter-gather write for
 // every connection on it. The pending and writing vectors swap places when a whole queue
-// fits in one batch. A connection holds a write queue only while it has something to write;
+// fits in one batch. Small packets are copied into one buffer per queue, so that a write
+// carries hundreds of deliveries in a few iovecs rather than one iovec each (with Asio's
+// limit of 64 buffers per call, that meant one sendmsg per 16-64 small packets).
+// A connection holds a write queue only while it has something to write;
 // drained queues go back to a small server-wide pool, so steady traffic allocates nothing
 // and idle connections hold none.
 #include "net/server.hpp"
@@ -83,6 +87,10 @@ constexpr std::string_view kLog = "net";
 constexpr std::size_t kScratchBytes = 64 * 1024;
 constexpr int kReadsPerWakeup = 16;  // then back to the reactor, so one busy peer cannot starve the rest
 constexpr std::size_t kMaxBatchBuffers = 64;
+constexpr std::size_t kCoalesceMaxPacket = 1024;      // packets up to this size are copied into the tail
+constexpr std::size_t kCoalesceBufferBytes = 64 * 1024;  // a tail grows up to about this, then a new one starts
+constexpr std::size_t kCoalesceInitialBytes = 1024;
+constexpr std::size_t kPooledSpareBytes = 16 * 1024;  // a pooled queue keeps a spare buffer up to this capacity
 constexpr std::size_t kMaxBatchBytes = 1024 * 1024;
 constexpr std::size_t kKeptVectorCapacity = 16;  // beyond this, an emptied queue gives its memory back
 constexpr std::size_t kPooledWriteQueues = 64;   // drained write queues kept for the next sender
@@ -130,6 +138,8 @@ class Stream {
   explicit Stream(TcpSocket socket) : stream_(std::move(socket)) {}
   explicit Stream(std::unique_ptr<TlsStream> tls) : stream_(std::move(tls)) {}
   explicit Stream(std::unique_ptr<WsStream> ws) : stream_(std::move(ws)) {}
+
+  bool is_tcp() const { return std::holds_alternative<TcpSocket>(stream_); }
 
   TlsStream* tls() {
     auto* p = std::get_if<std::unique_ptr<TlsStream>>(&stream_);
@@ -210,6 +220,13 @@ struct Deadline {
 };
 
 // What is queued for a connection; only while there is something to write.
+//
+// Small packets (acknowledgements, small PUBLISH) are copied into a buffer of the queue's
+// own, `tail`, which is the last entry of `pending` while it can still grow: copying
+// a few dozen bytes costs less than one more iovec for the kernel to walk and one
+// more shared reference, and a write then carries many packets in a few buffers.
+// Once a write takes the tail it is immutable; when that write completes, the
+// buffer becomes the `spare` for the next tail, so steady traffic allocates nothing.
 struct WriteQueue {
   bool has_pending() const { return pending_head < pending.size(); }
   std::vector<SharedBytes> pending;  // queued by the broker, not yet handed to the socket
@@ -217,6 +234,9 @@ struct WriteQueue {
   std::size_t pending_bytes = 0;
   std::vector<SharedBytes> writing;  // the write in progress
   std::size_t writing_bytes = 0;
+  std::shared_ptr<std::string> tail;          // pending.back() while it may still grow
+  std::shared_ptr<std::string> written_tail;  // a tail that the write in progress carries
+  std::shared_ptr<std::string> spare;         // an empty buffer for the next tail
 };
 
 // Fields ordered so that the reference count, state and flags share the first word.
@@ -533,11 +553,19 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     });
   }
 
+  // The reactor is edge-triggered. A plain TCP read that did not fill the buffer has
+  // emptied the socket, so the next read would only return EAGAIN: the wait is re-armed
+  // at once, and bytes arriving later raise a new edge. TLS and WebSocket streams may hold
+  // decoded bytes of their own, so they are read until they say EAGAIN.
   void read_available(const ConnectionPtr& conn) {
+    const bool tcp = conn->stream.is_tcp();
     for (int i = 0; i < kReadsPerWakeup; ++i) {
       error_code ec;
       const std::size_t n = conn->stream.read_some(asio::buffer(scratch), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        start_wait(conn);
+        return;
+      }
       if (ec) {
         fail(conn, ec);
         return;
@@ -549,8 +577,15 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
         feed(conn, *conn->partial, true);
       }
       if (conn->state != Connection::State::open || !conn->reading_enabled) return;
+      if (tcp && n < scratch.size()) {
+        start_wait(conn);
+        return;
+      }
     }
-    start_wait(conn);
+    // Bytes may be left with no edge to come: read on after the other ready handlers.
+    asio::post(io, [this, conn] {
+      if (conn->state == Connection::State::open && conn->reading_enabled) read_available(conn);
+    });
   }
 
   // Hands bytes to the broker and keeps the unconsumed tail. `bytes` is either the scratch
@@ -616,6 +651,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       bytes += size;
       ++end;
     }
+    if (c.tail && end == c.pending.size()) c.written_tail = std::move(c.tail);  // no more appending
     if (begin == 0 && end == c.pending.size()) {
       std::swap(c.pending, c.writing);  // `writing` was empty: no copy, no allocation
     } else {
@@ -638,8 +674,16 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
 
   void on_written(const ConnectionPtr& conn, const error_code& ec) {
     conn->write_active = false;
-    conn->out->writing.clear();
-    conn->out->writing_bytes = 0;
+    WriteQueue& q = *conn->out;
+    q.writing.clear();
+    q.writing_bytes = 0;
+    if (q.written_tail) {
+      if (q.written_tail.use_count() == 1) {
+        q.written_tail->clear();
+        q.spare = std::move(q.written_tail);
+      }
+      q.written_tail.reset();
+    }
     if (conn->state == Connection::State::closed) {
       recycle(std::move(conn->out));
       return;
@@ -673,6 +717,9 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     q->pending.clear();
     q->writing.clear();
     q->pending_head = q->pending_bytes = q->writing_bytes = 0;
+    q->tail.reset();
+    q->written_tail.reset();
+    if (q->spare && q->spare->capacity() > kPooledSpareBytes) q->spare.reset();
     release_if_large(q->pending);
     release_if_large(q->writing);
     if (write_queue_pool.size() < kPooledWriteQueues) write_queue_pool.push_back(std::move(q));
@@ -748,9 +795,26 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     if (conn == nullptr || conn->state != Connection::State::open) return;
     if (!bytes || bytes->empty()) return;
     if (!conn->out) conn->out = take_write_queue();
-    conn->out->pending_bytes += bytes->size();
-    conn->out->pending.push_back(std::move(bytes));
-    queue_flush(ConnectionPtr(conn));
+    WriteQueue& q = *conn->out;
+    const std::size_t size = bytes->size();
+    q.pending_bytes += size;
+    // A lone packet with no buffer at hand is queued as it is: copying it would cost an allocation.
+    if (size > kCoalesceMaxPacket || (!q.tail && !q.spare && !q.has_pending())) {
+      q.tail.reset();
+      q.pending.push_back(std::move(bytes));
+    } else {
+      if (!q.tail || q.tail->size() + size > kCoalesceBufferBytes) {
+        if (q.spare) {
+          q.tail = std::move(q.spare);
+        } else {
+          q.tail = std::make_shared<std::string>();
+          q.tail->reserve(kCoalesceInitialBytes);
+        }
+        q.pending.push_back(q.tail);
+      }
+      q.tail->append(*bytes);
+    }
+    if (!conn->write_active && !conn->on_flush_list) queue_flush(ConnectionPtr(conn));
   }
 
   std::size_t queued_bytes(ConnectionId id) const override {
@@ -771,15 +835,13 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     if (!conn || conn->reading_enabled == enabled) return;
     conn->reading_enabled = enabled;
     if (!enabled) return;
-    start_wait(conn);
-    if (conn->partial) {
-      // The broker may have left whole packets unconsumed while paused: offer them again.
-      asio::post(io, [this, conn] {
-        if (conn->state == Connection::State::open && conn->reading_enabled && conn->partial) {
-          feed(conn, *conn->partial, true);
-        }
-      });
-    }
+    // The broker may have left whole packets unconsumed while paused: offer them again.
+    // Then read: bytes that arrived while paused raised their edge already.
+    asio::post(io, [this, conn] {
+      if (conn->state != Connection::State::open || !conn->reading_enabled) return;
+      if (conn->partial) feed(conn, *conn->partial, true);
+      if (conn->state == Connection::State::open && conn->reading_enabled) read_available(conn);
+    });
   }
 
   // --- broker::Timers, broker::Clock -----------------------------------------------------

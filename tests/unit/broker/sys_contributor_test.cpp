@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "fake_clock.hpp"
 #include "mqtt/codec.hpp"
 
 namespace tern::broker {
@@ -16,46 +17,8 @@ using namespace std::chrono_literals;
 using mqtt::QoS;
 using mqtt::Version;
 
-class ManualClock final : public Clock {
- public:
-  std::chrono::steady_clock::time_point now() const override { return now_; }
-  std::chrono::steady_clock::time_point now_{std::chrono::seconds(1000)};
-};
-
-class ManualTimers final : public Timers {
- public:
-  explicit ManualTimers(ManualClock& clock) : clock_(clock) {}
-  Id schedule(std::chrono::milliseconds delay, std::function<void()> fn) override {
-    const Id id = ++last_;
-    pending_[id] = Entry{clock_.now_ + delay, std::move(fn)};
-    return id;
-  }
-  void cancel(Id id) override { pending_.erase(id); }
-  void advance(std::chrono::milliseconds by) {
-    const auto until = clock_.now_ + by;
-    for (;;) {
-      auto next = pending_.end();
-      for (auto it = pending_.begin(); it != pending_.end(); ++it) {
-        if (it->second.at <= until && (next == pending_.end() || it->second.at < next->second.at)) next = it;
-      }
-      if (next == pending_.end()) break;
-      clock_.now_ = std::max(clock_.now_, next->second.at);
-      auto fn = std::move(next->second.fn);
-      pending_.erase(next);
-      fn();
-    }
-    clock_.now_ = until;
-  }
-
- private:
-  struct Entry {
-    std::chrono::steady_clock::time_point at;
-    std::function<void()> fn;
-  };
-  ManualClock& clock_;
-  std::map<Id, Entry> pending_;
-  Id last_ = 0;
-};
+using fakes::FakeClock;
+using fakes::FakeTimers;
 
 class RecordingTransport final : public Transport {
  public:
@@ -117,8 +80,8 @@ class SysContributorTest : public ::testing::Test {
   }
 
   BrokerConfig config_;
-  ManualClock clock_;
-  ManualTimers timers_;
+  FakeClock clock_;
+  FakeTimers timers_;
   RecordingTransport transport_;
   MemoryStore store_;
   AllowAllPolicy policy_;
