@@ -1,7 +1,7 @@
 // The broker core driven without sockets: a fake transport records what the broker
 // sends, a fake clock and fake timers make time explicit.
 #include "broker/broker.hpp"
-#include "fake_clock.hpp"
+#include "fakes.hpp"
 
 #include <gtest/gtest.h>
 
@@ -31,20 +31,9 @@ class FakeTransport final : public Transport {
 
   // Decodes and removes everything sent to `id` so far.
   std::vector<mqtt::Packet> take(ConnectionId id, Version v) {
-    std::vector<mqtt::Packet> packets;
     buffers_.push_back(std::move(out_[id]));
     out_[id].clear();
-    std::string_view rest = buffers_.back();
-    while (!rest.empty()) {
-      auto frame = mqtt::parse_frame(rest, 268435455);
-      EXPECT_TRUE(frame.has_value());
-      if (!frame || frame->size == 0) break;
-      auto p = mqtt::decode(*frame, v);
-      EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().what);
-      if (p) packets.push_back(*p);
-      rest.remove_prefix(frame->size);
-    }
-    return packets;
+    return fakes::decode_packets(buffers_.back(), v);
   }
   bool closed(ConnectionId id) const { return closed_.contains(id); }
   std::set<ConnectionId> stalled_;

@@ -10,7 +10,7 @@
 #include <set>
 
 #include "broker/broker.hpp"
-#include "fake_clock.hpp"
+#include "fakes.hpp"
 #include "mqtt/codec.hpp"
 
 namespace tern::broker {
@@ -64,20 +64,9 @@ class HoldingTransport final : public Transport {
   }
 
   std::vector<mqtt::Packet> take(ConnectionId id, Version v) {
-    std::vector<mqtt::Packet> packets;
     buffers_.push_back(std::move(out_[id]));
     out_[id].clear();
-    std::string_view rest = buffers_.back();
-    while (!rest.empty()) {
-      auto frame = mqtt::parse_frame(rest, 268435455);
-      EXPECT_TRUE(frame.has_value());
-      if (!frame || frame->size == 0) break;
-      auto p = mqtt::decode(*frame, v);
-      EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().what);
-      if (p) packets.push_back(*p);
-      rest.remove_prefix(frame->size);
-    }
-    return packets;
+    return fakes::decode_packets(buffers_.back(), v);
   }
   std::string raw(ConnectionId id) const {
     const auto it = out_.find(id);

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "broker/broker.hpp"
-#include "fake_clock.hpp"
+#include "fakes.hpp"
 #include "mqtt/codec.hpp"
 
 namespace tern::broker {
@@ -32,15 +32,8 @@ class RecordingTransport final : public Transport {
     std::map<std::string, std::string> out;
     const std::string bytes = std::move(out_[id]);
     out_[id].clear();
-    std::string_view rest = bytes;
-    while (!rest.empty()) {
-      auto frame = mqtt::parse_frame(rest, 268435455);
-      if (!frame || frame->size == 0) break;
-      auto packet = mqtt::decode(*frame, Version::v5);
-      if (packet) {
-        if (const auto* p = std::get_if<mqtt::Publish>(&*packet)) out[std::string(p->topic)] = std::string(p->payload);
-      }
-      rest.remove_prefix(frame->size);
+    for (const auto& packet : fakes::decode_packets(bytes, Version::v5)) {
+      if (const auto* p = std::get_if<mqtt::Publish>(&packet)) out[std::string(p->topic)] = std::string(p->payload);
     }
     return out;
   }

@@ -1,13 +1,18 @@
-// Time made explicit for the broker core's tests: a clock that moves only when told, and
-// timers that fire, in deadline order, as it moves.
+// Fakes for the broker core's tests: a clock that moves only when told, timers that fire,
+// in deadline order, as it moves, and the decoding of what the broker sent.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <gtest/gtest.h>
+
 #include <map>
+#include <string_view>
+#include <vector>
 
 #include "broker/interfaces.hpp"
+#include "mqtt/codec.hpp"
 
 namespace tern::broker::fakes {
 
@@ -53,5 +58,20 @@ class FakeTimers final : public Timers {
   std::map<Id, Entry> pending_;
   Id last_ = 0;
 };
+
+// Every packet in `bytes`, decoded; a frame that does not parse or decode fails the test.
+inline std::vector<mqtt::Packet> decode_packets(std::string_view bytes, mqtt::Version v) {
+  std::vector<mqtt::Packet> packets;
+  while (!bytes.empty()) {
+    auto frame = mqtt::parse_frame(bytes, 268435455);
+    EXPECT_TRUE(frame.has_value());
+    if (!frame || frame->size == 0) break;
+    auto p = mqtt::decode(*frame, v);
+    EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().what);
+    if (p) packets.push_back(*p);
+    bytes.remove_prefix(frame->size);
+  }
+  return packets;
+}
 
 }  // namespace tern::broker::fakes
