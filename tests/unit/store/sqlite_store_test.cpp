@@ -441,7 +441,8 @@ TEST_F(SqliteStoreTest, TransactionsNeverExceedMaxBatchOps) {
 
 TEST_F(SqliteStoreTest, AMessageAcknowledgedBeforeItsCommitCostsNoRowWrite) {
   auto o = options();
-  o.max_commit_delay = 2s;  // the whole exchange below fits in one batch
+  o.max_commit_delay = 2s;  // the whole exchange below fits in one batch:
+  o.commit_bytes = 64 * 1024 * 1024;  // its 100 KB of messages must not fill one early
   auto store = open_store(o);
   const auto before = store->metrics();
   const auto wal_before = file_size_or_zero(store->path().string() + "-wal");
