@@ -385,8 +385,10 @@ TEST_F(SqliteStoreTest, SmallBatchWaitsForTheIntervalAfterACommit) {
   bool big = false;
   store->save_queued(make_queued("c", 2, make_message("t", "y")));
   store->when_durable([&] { small = true; });
-  for (int i = 0; i < 70; ++i)
-    store->save_queued(make_queued("c", static_cast<std::uint64_t>(10 + i), make_message("t", std::string(1000, 'p'))));
+  // 64 messages of 1,025 bytes: only the last one reaches commit_bytes, so the writer
+  // (which may wake at once) takes all of them together with the small one.
+  for (int i = 0; i < 64; ++i)
+    store->save_queued(make_queued("c", static_cast<std::uint64_t>(10 + i), make_message("t", std::string(1024, 'p'))));
   store->when_durable([&] { big = true; });
   ASSERT_TRUE(queue_.run_until([&] { return small && big; }, 10s));
   EXPECT_EQ(store->metrics().commits - commits, 1u) << "the small batch was committed on its own";
