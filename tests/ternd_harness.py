@@ -63,3 +63,70 @@ def wait_for_log_lines(proc: subprocess.Popen, log_path: Path, patterns: list[re
             raise AssertionError(f"ternd did not report {what} within {timeout:g} s\n"
                                  + log_tail(log_path))
         time.sleep(POLL_INTERVAL_S)
+
+
+class Launcher:
+    """Starts ternd on one data directory as often as a test needs (each start is kept, so
+    restarts after kill -9 find the same store), and stops what still runs at the end.
+
+    `broker_class(proc, log_path, log_file)` wraps each process (the integration suite's
+    Broker); `listen` is the --listen address: port 0 gives each start a new port."""
+
+    def __init__(self, workdir: Path, data_dir: Path, config_text: str, broker_class,
+                 listen: str = "127.0.0.1:0", durability: str = "fsync", log_level: str = "info",
+                 extra_args: tuple[str, ...] = ()):
+        self.workdir = workdir
+        self.data_dir = data_dir
+        self.listen = listen
+        self.port = int(listen.rsplit(":", 1)[1])  # 0: a new port at each start
+        self.durability = durability
+        self.log_level = log_level
+        self.broker_class = broker_class
+        self.extra_args = extra_args
+        self.brokers: list = []
+        self.config_path = workdir / "ternd.toml"
+        self.config_path.write_text(config_text)
+
+    def start(self):
+        index = len(self.brokers)
+        args = [ternd_path(), "--config", str(self.config_path), "--listen", self.listen,
+                "--data-dir", str(self.data_dir), "--durability", self.durability,
+                "--log-level", self.log_level, *self.extra_args]
+        log_path = self.workdir / f"ternd-{index}.log"
+        proc, log_file = spawn_ternd(args, self.workdir, log_path)
+        broker = self.broker_class(proc, log_path, log_file)
+        self.brokers.append(broker)
+        (match,) = wait_for_log_lines(proc, log_path, [MQTT_LISTENING], "listening", args)
+        broker.host, broker.port = match.group(1), int(match.group(2))
+        assert self.port in (0, broker.port), f"listening on {broker.port}, not {self.port}"
+        return broker
+
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(f"----- ternd[{i}] ({b.log_path}) -----\n{b.log_tail(lines)}"
+                         for i, b in enumerate(self.brokers))
+
+    def shutdown(self) -> list[str]:
+        """Stops what still runs; returns problems (a broker that did not stop cleanly)."""
+        problems = []
+        for broker in self.brokers:
+            if broker.expected_exit_code is None:
+                continue
+            try:
+                broker.stop(broker.expected_exit_code)
+            except AssertionError as error:
+                problems.append(str(error))
+        return problems
+
+
+def test_failed(request) -> bool:
+    """Whether the running test failed in setup or call (needs the makereport hook below
+    imported into the suite's conftest)."""
+    return any(getattr(request.node, "rep_" + when, None) is not None
+               and getattr(request.node, "rep_" + when).failed for when in ("setup", "call"))
+
+
+def record_reports(item, call):
+    """Body of a pytest_runtest_makereport hookwrapper: keeps each phase's report on the item."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)

@@ -38,7 +38,7 @@ sys.modules[_spec.name] = harness
 _spec.loader.exec_module(harness)
 
 from helpers import close_all_clients  # noqa: E402
-from ternd_harness import MQTT_LISTENING, spawn_ternd, ternd_path, wait_for_log_lines  # noqa: E402
+from ternd_harness import Launcher, record_reports, test_failed  # noqa: E402
 
 Broker = harness.Broker
 
@@ -58,59 +58,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Launcher:
-    """Starts ternd on one fixed port with one data directory, as often as a test needs."""
-
-    def __init__(self, workdir: Path, port: int, data_dir: Path,
-                 durability: str = "fsync"):
-        self.workdir = workdir
-        self.port = port
-        self.data_dir = data_dir
-        self.durability = durability
-        self.brokers: list[Broker] = []
-        self.config_path = workdir / "ternd.toml"
-        self.config_path.write_text(CONFIG)
-
-    def start(self) -> Broker:
-        index = len(self.brokers)
-        log_level = os.environ.get("TERN_CRASH_LOG_LEVEL", "info")
-        args = [ternd_path(), "--config", str(self.config_path),
-                "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
-                "--durability", self.durability, "--log-level", log_level]
-        log_path = self.workdir / f"ternd-{index}.log"
-        proc, log_file = spawn_ternd(args, self.workdir, log_path)
-        broker = Broker(proc, log_path, log_file)
-        self.brokers.append(broker)
-        (match,) = wait_for_log_lines(proc, log_path, [MQTT_LISTENING], "listening", args)
-        broker.host, broker.port = match.group(1), int(match.group(2))
-        assert broker.port == self.port, f"listening on {broker.port}, not {self.port}"
-        return broker
-
-    def logs(self, lines: int = 40) -> str:
-        out = []
-        for index, broker in enumerate(self.brokers):
-            out.append(f"----- ternd[{index}] ({broker.log_path}) -----")
-            out.append(broker.log_tail(lines))
-        return "\n".join(out)
-
-    def shutdown(self) -> list[str]:
-        """Stops what still runs; returns problems (a broker that did not stop cleanly)."""
-        problems = []
-        for broker in self.brokers:
-            if broker.expected_exit_code is None:
-                continue
-            try:
-                broker.stop(broker.expected_exit_code)
-            except AssertionError as error:
-                problems.append(str(error))
-        return problems
-
-
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, "rep_" + report.when, report)
+    yield from record_reports(item, call)
 
 
 @pytest.fixture
@@ -121,19 +71,18 @@ def new_launcher(request, tmp_path):
     def make(name: str, durability: str = "fsync") -> Launcher:
         workdir = tmp_path / name
         workdir.mkdir()
-        launcher = Launcher(workdir, free_port(), workdir / "data", durability)
+        # One fixed port: the broker binds it again after every restart.
+        launcher = Launcher(workdir, workdir / "data", CONFIG, Broker, listen=f"127.0.0.1:{free_port()}",
+                            durability=durability, log_level=os.environ.get("TERN_CRASH_LOG_LEVEL", "info"))
         launchers.append(launcher)
         return launcher
 
     yield make
     close_all_clients()
-    failed = any(getattr(request.node, "rep_" + when, None) is not None
-                 and getattr(request.node, "rep_" + when).failed
-                 for when in ("setup", "call"))
     problems = []
     for launcher in launchers:
         problems += launcher.shutdown()
-    if failed and launchers:
+    if test_failed(request) and launchers:
         sys.stderr.write("\n" + launchers[-1].logs(80) + "\n")
     if problems:
         pytest.fail("\n".join(problems))

@@ -31,7 +31,7 @@ harness = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = harness
 _spec.loader.exec_module(harness)
 
-from ternd_harness import MQTT_LISTENING, spawn_ternd, ternd_path, wait_for_log_lines  # noqa: E402
+from ternd_harness import Launcher, record_reports, test_failed  # noqa: E402
 
 Broker = harness.Broker
 DEFAULT_TERN = (HERE / "../../build/release/apps/tern/tern").resolve()
@@ -61,62 +61,17 @@ def tern_path() -> str:
     return os.environ.get("TERN") or str(DEFAULT_TERN)
 
 
-class Launcher:
-    """Starts ternd on one data directory; each start listens on a new port."""
-
-    def __init__(self, workdir: Path, durability: str = "fsync"):
-        self.workdir = workdir
-        self.data_dir = workdir / "data"
-        self.durability = durability
-        self.brokers: list[Broker] = []
-        self.config_path = workdir / "ternd.toml"
-        self.config_path.write_text(CONFIG)
-
-    def start(self) -> Broker:
-        index = len(self.brokers)
-        args = [ternd_path(), "--config", str(self.config_path),
-                "--listen", "127.0.0.1:0", "--admin", "", "--data-dir", str(self.data_dir),
-                "--durability", self.durability, "--log-level", "info"]
-        log_path = self.workdir / f"ternd-{index}.log"
-        proc, log_file = spawn_ternd(args, self.workdir, log_path)
-        broker = Broker(proc, log_path, log_file)
-        self.brokers.append(broker)
-        (match,) = wait_for_log_lines(proc, log_path, [MQTT_LISTENING], "listening", args)
-        broker.host, broker.port = match.group(1), int(match.group(2))
-        return broker
-
-    def logs(self, lines: int = 40) -> str:
-        return "\n".join(f"----- ternd[{i}] ({b.log_path}) -----\n{b.log_tail(lines)}"
-                         for i, b in enumerate(self.brokers))
-
-    def shutdown(self) -> list[str]:
-        problems = []
-        for broker in self.brokers:
-            if broker.expected_exit_code is None:
-                continue
-            try:
-                broker.stop(broker.expected_exit_code)
-            except AssertionError as error:
-                problems.append(str(error))
-        return problems
-
-
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, "rep_" + report.when, report)
+    yield from record_reports(item, call)
 
 
 @pytest.fixture
 def launcher(request, tmp_path):
-    launcher = Launcher(tmp_path)
+    launcher = Launcher(tmp_path, tmp_path / "data", CONFIG, Broker, extra_args=("--admin", ""))
     yield launcher
-    failed = any(getattr(request.node, "rep_" + when, None) is not None
-                 and getattr(request.node, "rep_" + when).failed
-                 for when in ("setup", "call"))
     problems = launcher.shutdown()
-    if failed:
+    if test_failed(request):
         sys.stderr.write("\n" + launcher.logs(80) + "\n")
     if problems:
         pytest.fail("\n".join(problems))
