@@ -3,11 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "policy/text.hpp"
 
@@ -27,21 +23,17 @@ bool is_valid_password_user(std::string_view user) noexcept {
 }
 
 Expected<PasswordFile, std::string> PasswordFile::parse(std::string_view text, std::string_view source_name) {
+  auto entries = text::colon_entries(text, source_name, "user:$pbkdf2-sha512$iterations$salt$hash");
+  if (!entries) return make_unexpected(entries.error());
   PasswordFile file;
-  std::size_t number = 0;
-  for (const std::string_view raw : text::lines(text)) {
-    ++number;
-    const std::string_view line = text::trim(raw);
-    if (line.empty() || line.front() == '#') continue;
+  for (const text::ColonEntry& e : *entries) {
     const auto fail = [&](std::string_view what) {
-      return make_unexpected(fmt::format("{}:{}: {}", source_name, number, what));
+      return make_unexpected(fmt::format("{}:{}: {}", source_name, e.line, what));
     };
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) return fail("expected user:$pbkdf2-sha512$iterations$salt$hash");
-    const std::string_view user = line.substr(0, colon);
+    const std::string_view user = e.name;
     if (!is_valid_password_user(user)) return fail("invalid user name");
     // "$scheme$iterations$salt$hash"
-    std::string_view rest = line.substr(colon + 1);
+    std::string_view rest = e.value;
     std::vector<std::string_view> parts;
     while (!rest.empty() && rest.front() == '$') {
       rest.remove_prefix(1);
@@ -68,11 +60,9 @@ Expected<PasswordFile, std::string> PasswordFile::parse(std::string_view text, s
 }
 
 Expected<PasswordFile, std::string> PasswordFile::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_unexpected(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::ostringstream content;
-  content << in.rdbuf();
-  return parse(content.str(), path);
+  auto content = text::read_file(path);
+  if (!content) return make_unexpected(content.error());
+  return parse(*content, path);
 }
 
 const PasswordEntry* PasswordFile::find(std::string_view user) const noexcept {

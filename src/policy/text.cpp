@@ -1,5 +1,12 @@
 #include "policy/text.hpp"
 
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
 #include <array>
 #include <cstdint>
 
@@ -154,6 +161,30 @@ bool glob_matches(std::string_view pattern, std::string_view s) noexcept {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
+}
+
+Expected<std::vector<ColonEntry>, std::string> colon_entries(std::string_view text, std::string_view source_name,
+                                                             std::string_view form) {
+  std::vector<ColonEntry> entries;
+  std::size_t number = 0;
+  for (const std::string_view raw : lines(text)) {
+    ++number;
+    const std::string_view line = trim(raw);
+    if (line.empty() || line.front() == '#') continue;
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos)
+      return make_unexpected(fmt::format("{}:{}: expected {}", source_name, number, form));
+    entries.push_back(ColonEntry{number, line.substr(0, colon), line.substr(colon + 1)});
+  }
+  return entries;
+}
+
+Expected<std::string, std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_unexpected(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
 }
 
 }  // namespace tern::policy::text
