@@ -47,6 +47,11 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
           ->type_name("FILE");
   auto* admin_key_opt =
       app.add_option("--admin-key", admin_key, "PEM private key of the admin endpoint's certificate")->type_name("FILE");
+  std::int64_t threads = 1;
+  auto* threads_opt = app.add_option("--threads", threads,
+                                     "Event loops for connections, 1 to 64 (default 1): one runs the broker, "
+                                     "the others only network I/O")
+                          ->type_name("N");
   app.add_flag("--check-config", cl.check_config,
                "Parse the configuration, print the effective configuration and exit (0 valid, 1 invalid)");
 
@@ -63,6 +68,7 @@ std::variant<CommandLine, int> parse_command_line(int argc, const char* const* a
   if (*admin_cert_opt) cl.overrides.admin_cert = admin_cert;
   if (*admin_key_opt) cl.overrides.admin_key = admin_key;
   if (*durability_opt) cl.overrides.durability = durability;
+  if (*threads_opt) cl.overrides.threads = threads;
   return cl;
 }
 

@@ -137,6 +137,7 @@ FieldReader table_field(const Source& src, std::string path, std::function<Resul
 }
 
 constexpr std::int64_t kMaxBytes = std::int64_t{1} << 40;  // 1 TiB: beyond any edge device
+constexpr std::int64_t kMaxThreads = 64;  // net::Server's limit
 constexpr std::string_view kLogLevels = "debug, info, warning, error";
 constexpr std::string_view kQueueFullPolicies = "drop_new, drop_oldest, disconnect";
 
@@ -459,6 +460,7 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
   std::int64_t connect_timeout_ms = b.connect_timeout.count();
   std::int64_t sys_interval_s = b.sys_interval.count();
 
+  std::int64_t threads = config.threads;
   StoreSettings& st = config.store;
   const std::vector<Field> store_fields{
       {"commit_interval_ms", integer_field(src, "store.commit_interval_ms", 0, 10'000, st.commit_interval_ms)},
@@ -580,6 +582,7 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
          config.data_dir = s;
          return std::nullopt;
        })},
+      {"threads", integer_field(src, "threads", 1, kMaxThreads, threads)},
       {"listener", [&src, &config](const toml::node& node) { return read_listeners(src, node, config.listeners); }},
       {"stream", [&src, &b](const toml::node& node) { return read_streams(src, node, b.streams); }},
       {"limits", table_field(src, "limits", [&](const toml::table& t) { return read_fields(src, t, "limits", limits); })},
@@ -607,6 +610,7 @@ Expected<Config, std::string> parse_config(std::string_view text, std::string_vi
   };
   if (auto r = read_fields(src, root, "", top); !r) return make_unexpected(r.error());
   b.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
+  config.threads = static_cast<unsigned>(threads);
   b.sys_interval = std::chrono::seconds(sys_interval_s);
   if (has_queue_depth) a.alert_queue_depth = static_cast<std::uint64_t>(queue_depth);
   if (has_drop_rate) a.alert_drop_rate = drop_rate;
@@ -649,6 +653,12 @@ Expected<void, std::string> apply_overrides(Config& config, const Overrides& ove
       return make_unexpected(std::string("the admin endpoint needs both a certificate and a key for HTTPS "
                                          "(--admin-cert and --admin-key, or [admin] cert and key)"));
     }
+  }
+  if (overrides.threads) {
+    if (*overrides.threads < 1 || *overrides.threads > kMaxThreads) {
+      return make_unexpected(fmt::format("--threads must be between 1 and {} (got {})", kMaxThreads, *overrides.threads));
+    }
+    config.threads = static_cast<unsigned>(*overrides.threads);
   }
   if (overrides.data_dir) {
     if (overrides.data_dir->empty()) return make_unexpected(std::string("--data-dir must not be empty"));
@@ -733,6 +743,7 @@ std::string to_toml(const Config& config) {
   out += fmt::format("log_level = {}\n", quoted(log_level_name(config.log_level)));
   if (!config.data_dir.empty()) out += fmt::format("data_dir = {}\n", quoted(config.data_dir));
   out += fmt::format("durability = {}\n", quoted(durability_name(config.durability)));
+  out += fmt::format("threads = {}\n", config.threads);
   for (const auto& listener : config.listeners) out += listener_toml(listener);
   for (const auto& stream : b.streams) {
     out += fmt::format("\n[[stream]]\nname = {}\nfilter = {}\nmax_age_s = {}\nmax_bytes = {}\n", quoted(stream.name),

@@ -48,7 +48,7 @@ enum class Durability { fsync, batch, memory };
 
 // [store]: how the SQLite store groups its commits (docs/storage.md).
 struct StoreSettings {
-  std::int64_t commit_interval_ms = 25;  // commits start at least this far apart under load
+  std::int64_t commit_interval_ms = 75;  // commits start at least this far apart under load
   std::int64_t commit_bytes = 32 * 1024;  // a batch this large commits at once
   std::int64_t commit_delay_ms = 2;       // a batch gathers this long after its first write
   std::int64_t page_size = 1024;          // for a database file created anew
@@ -60,6 +60,7 @@ struct Config {
   std::vector<net::ListenerConfig> listeners{net::ListenerConfig{}};  // 127.0.0.1:1883
   std::string data_dir;  // empty: nothing is written to disk
   StoreSettings store;
+  unsigned threads = 1;  // event loops for connections (server.hpp)
   log::Level log_level = log::Level::info;
   AdminSettings admin;
   TracingSettings tracing;  // [tracing] (config_tracing.hpp)
@@ -77,6 +78,7 @@ struct Overrides {
   std::optional<std::string> admin_cert;
   std::optional<std::string> admin_key;
   std::optional<std::string> durability;
+  std::optional<std::int64_t> threads;
 };
 
 std::optional<Durability> parse_durability_name(std::string_view text);

@@ -129,7 +129,7 @@ int run(const tern::ternd::CommandLine& cl) {
     tracer = start_tracing(*config);
     if (!tracer) return kExitConfigError;
   }
-  tern::net::Server server(config->broker, make_store, security->get());
+  tern::net::Server server(config->broker, make_store, security->get(), config->threads);
   if (tracer) server.broker().set_tracer(tracer.get());
   server.on_reload([&security] { (void)(*security)->reload(); });
   if (auto listening = server.listen(config->listeners); !listening) {

@@ -12,6 +12,7 @@
 #include "broker/broker.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <tuple>
 #include <unordered_map>
@@ -141,6 +142,9 @@ struct Broker::Impl {
       return large;
     }
     if (scratch_bytes && scratch_bytes.use_count() == 1 && scratch_bytes->capacity() <= kScratchBytesKept) {
+      // The last other holder may have let go on another thread (a network thread,
+      // net/server.cpp): its reads of the bytes happen before the writes below.
+      std::atomic_thread_fence(std::memory_order_acquire);
       scratch_bytes->clear();
     } else {
       scratch_bytes = std::make_shared<std::string>();

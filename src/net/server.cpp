@@ -31,6 +31,17 @@
 // the identity the handshake proved (client certificate or PSK identity). Handshake state
 // (deadline, peer name) lives in a separate allocation that is freed when it ends.
 //
+// Threads. Connections are spread over `threads` event loops (shards), round-robin at
+// accept. Shard 0 runs on the broker's thread and calls the broker directly. Every other
+// shard runs its own io_context on a thread of its own and never touches the broker: it
+// reads, runs handshakes and writes, and hands what it saw (connection opened, bytes
+// received, bytes written, connection lost) to the broker's thread in batches, one
+// post per loop turn; what the broker does (send, close, pause and resume reading) goes
+// back the same way. Small packets travel copied into the batch, so that the broker's
+// encode buffer is free again at once; large ones travel as shared bytes. For a
+// connection of another shard, the broker's thread keeps the unconsumed tail of its input
+// and the bytes sent but not yet reported written, which is what queued_bytes() answers.
+//
 // Certificates. Each TLS listener holds a shared TlsContext; SIGHUP builds new ones from the
 // same files. New connections take the new context, existing ones keep theirs.
 //
@@ -45,6 +56,8 @@
 // and idle connections hold none.
 #include "net/server.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -57,10 +70,14 @@
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 #include <boost/smart_ptr/intrusive_ref_counter.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <fmt/format.h>
 #include <iterator>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -263,18 +280,26 @@ struct Connection : boost::intrusive_ref_counter<Connection, boost::thread_unsaf
 
 using ConnectionPtr = boost::intrusive_ptr<Connection>;
 
-// Open connections by id: one pointer each. An id is the slot's index in its low 32 bits
-// and a serial number in its high 32 bits, so that a stale id does not find the connection
-// that took its slot over.
+// Open connections of one shard by id: one pointer each. An id is the slot's index in its
+// low 24 bits, the shard's index in the next 8 and a serial number in its high 32 bits,
+// so that a stale id does not find the connection that took its slot over.
+constexpr unsigned kSlotBits = 24;
+constexpr std::uint64_t kSlotMask = (std::uint64_t{1} << kSlotBits) - 1;
+
+unsigned shard_of(ConnectionId id) { return static_cast<unsigned>((id >> kSlotBits) & 0xFF); }
+
 class ConnectionTable {
  public:
+  explicit ConnectionTable(unsigned shard) : shard_(shard) {}
   // The id the next put() gets.
   ConnectionId next_id() {
     const std::uint64_t slot = free_.empty() ? slots_.size() : free_.back();
-    return (static_cast<std::uint64_t>(++serial_) << 32) | slot;
+    return (static_cast<std::uint64_t>(++serial_) << 32) | (std::uint64_t{shard_} << kSlotBits) | slot;
   }
+  // False when the shard holds as many connections as its ids can tell apart.
+  bool full() const noexcept { return free_.empty() && slots_.size() > kSlotMask; }
   void put(ConnectionPtr conn) {
-    const auto slot = static_cast<std::uint32_t>(conn->id);
+    const auto slot = static_cast<std::uint32_t>(conn->id & kSlotMask);
     if (!free_.empty() && free_.back() == slot) {
       free_.pop_back();
       slots_[slot] = std::move(conn);
@@ -284,14 +309,14 @@ class ConnectionTable {
     ++size_;
   }
   Connection* find(ConnectionId id) const {
-    const auto slot = static_cast<std::uint32_t>(id);
+    const auto slot = static_cast<std::uint32_t>(id & kSlotMask);
     if (slot >= slots_.size()) return nullptr;
     Connection* conn = slots_[slot].get();
     return conn != nullptr && conn->id == id ? conn : nullptr;
   }
   void erase(ConnectionId id) {
     if (find(id) == nullptr) return;
-    const auto slot = static_cast<std::uint32_t>(id);
+    const auto slot = static_cast<std::uint32_t>(id & kSlotMask);
     slots_[slot].reset();
     free_.push_back(slot);
     --size_;
@@ -312,8 +337,8 @@ class ConnectionTable {
   std::vector<std::uint32_t> free_;
   std::uint32_t serial_ = 0;
   std::size_t size_ = 0;
+  unsigned shard_;
 };
-
 
 struct Listener {
   Listener(asio::io_context& io, tcp::acceptor a, std::string n, ListenerConfig c, std::shared_ptr<TlsContext> t)
@@ -335,24 +360,726 @@ const char* handshake_name(Transport t) {
   return "handshake";
 }
 
+
+// What the listener that accepted a connection tells the shard that takes it over.
+struct AcceptedFrom {
+  std::string listener;  // its name, for log lines
+  Transport transport = Transport::tcp;
+  std::string ws_path;
+  std::uint32_t handshake_timeout_ms = 0;
+  std::shared_ptr<TlsContext> tls;  // the listener's context at the time of the accept
+};
+
+// --- what crosses between a shard's thread and the broker's thread ----------------------
+
+// Shard to broker.
+struct ShardEvent {
+  enum class Kind : std::uint8_t { opened, data, written, lost };
+  struct Opened {
+    std::string peer;
+    std::optional<std::string> identity;
+  };
+  Kind kind = Kind::data;
+  bool drained = false;    // written: nothing is left queued on the connection
+  ConnectionId id = 0;
+  std::size_t offset = 0;  // data: where its bytes start in the batch's bytes
+  std::size_t size = 0;    // data: how many bytes; written: bytes written
+  std::unique_ptr<Opened> opened;
+};
+
+// Broker to shard.
+struct ShardCommand {
+  enum class Kind : std::uint8_t { send, close, refuse, pause, resume, shutdown };
+  Kind kind = Kind::send;
+  ConnectionId id = 0;
+  SharedBytes shared;      // send: a large packet, shared with its other receivers
+  std::size_t offset = 0;  // send: a small packet, copied into the batch's bytes
+  std::size_t size = 0;
+};
+
+// Items and the bytes they refer to, handed over as a whole.
+template <class Item>
+struct Batch {
+  std::vector<Item> items;
+  std::string bytes;
+  bool empty() const noexcept { return items.empty(); }
+  void clear() {
+    items.clear();
+    bytes.clear();
+  }
+  // Moves `other`'s items to the end of this batch, leaving `other` empty.
+  void absorb(Batch& other) {
+    if (items.empty()) {
+      std::swap(items, other.items);
+      std::swap(bytes, other.bytes);
+    } else {
+      const std::size_t shift = bytes.size();
+      bytes += other.bytes;
+      for (auto& item : other.items) {
+        item.offset += shift;
+        items.push_back(std::move(item));
+      }
+    }
+    other.clear();
+  }
+};
+
+// One direction between two threads: the writer puts whole batches, the reader takes
+// everything at once. The vectors change hands by swapping, so steady traffic allocates
+// nothing.
+template <class Item>
+class Mailbox {
+ public:
+  // True when the reader must be woken: nothing was waiting for it.
+  bool put(Batch<Item>& batch) {
+    const std::lock_guard lock(mutex_);
+    box_.absorb(batch);
+    if (wake_pending_) return false;
+    wake_pending_ = true;
+    return true;
+  }
+  // `out` must be empty; it receives everything put since the last take.
+  void take(Batch<Item>& out) {
+    const std::lock_guard lock(mutex_);
+    std::swap(box_, out);
+    wake_pending_ = false;
+  }
+
+ private:
+  std::mutex mutex_;
+  Batch<Item> box_;
+  bool wake_pending_ = false;
+};
+
+// Counted on the shards' threads, read on the broker's.
+struct ShardStats {
+  std::atomic<std::uint64_t> handshakes_failed{0};
+  std::atomic<std::uint64_t> handshakes_timed_out{0};
+};
+
+class Shard;
+
+// The side that owns the broker, as a shard sees it.
+class ShardHost {
+ public:
+  virtual broker::Broker& broker() = 0;      // shard 0 only
+  virtual void wake(Shard& shard) = 0;       // any thread: events wait in shard.to_broker
+  virtual void finished(Shard& shard) = 0;   // any thread: the shard has closed everything
+
+ protected:
+  ~ShardHost() = default;
+};
+
+// One event loop's connections: reading, handshakes, write queues, closing.
+class Shard {
+ public:
+  // Shard 0 runs on the broker's io_context; the others get one of their own.
+  Shard(ShardHost& host, unsigned index, asio::io_context* broker_io)
+      : index_(index), host_(host), io_(broker_io), scratch_(kScratchBytes),
+        write_scratch_(TlsStream::kRecordBytes), connections_(index) {
+    if (io_ == nullptr) io_ = &own_io_.emplace(1);
+  }
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+  ~Shard() { join(); }
+
+  unsigned index() const noexcept { return index_; }
+  bool local() const noexcept { return index_ == 0; }
+  asio::io_context& io() noexcept { return *io_; }
+
+  // Runs the shard's own loop on a thread of its own until finished() (not for shard 0).
+  void start() {
+    work_.emplace(io_->get_executor());
+    thread_ = std::thread([this] { io_->run(); });
+  }
+  void join() {
+    if (!thread_.joinable()) return;
+    io_->stop();
+    thread_.join();
+  }
+
+  Mailbox<ShardEvent> to_broker;
+  Mailbox<ShardCommand> from_broker;
+  ShardStats stats;
+
+  // --- on the shard's thread ---------------------------------------------------------------
+
+  template <class Socket>
+  void adopt(AcceptedFrom from, Socket socket) {
+    if (stopping_) return;
+    error_code ec;
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) return;  // the peer is already gone
+    socket.set_option(tcp::no_delay(true), ec);
+    if (socket.non_blocking(true, ec); ec) {
+      log::warn(kLog, "cannot make a socket non-blocking: {}", ec.message());
+      return;
+    }
+    if (connections_.full()) {
+      log::warn(kLog, "connection from {} on {} refused: this thread holds too many", format_endpoint(remote),
+                from.listener);
+      return;
+    }
+    const ConnectionId id = connections_.next_id();
+    std::string peer = format_endpoint(remote);
+    ConnectionPtr conn;
+    try {
+      if constexpr (std::is_same_v<Socket, TcpSocket>) {
+        conn = new Connection(id, Stream(std::move(socket)));
+      } else if (from.transport == net::Transport::tls) {
+        conn = new Connection(id, Stream(std::make_unique<TlsStream>(std::move(socket), from.tls, write_scratch_)));
+      } else {
+        conn = new Connection(id, Stream(std::make_unique<WsStream>(
+                                      std::move(socket), from.transport == net::Transport::wss ? from.tls : nullptr,
+                                      from.ws_path)));
+      }
+    } catch (const std::exception& e) {
+      log::warn(kLog, "cannot set up a {} connection from {}: {}", transport_name(from.transport), peer, e.what());
+      return;
+    }
+    connections_.put(conn);
+    log::debug(kLog, "connection {} from {} on {}", id, peer, from.listener);
+    if (from.transport != net::Transport::tcp) {
+      start_handshake(conn, from, std::move(peer));
+      return;
+    }
+    open_connection(conn, std::move(peer), std::nullopt);
+  }
+
+  void send(ConnectionId id, SharedBytes bytes) {
+    Connection* conn = connections_.find(id);
+    if (conn == nullptr || conn->state != Connection::State::open) return;
+    if (!bytes || bytes->empty()) return;
+    if (!conn->out) conn->out = take_write_queue();
+    WriteQueue& q = *conn->out;
+    const std::size_t size = bytes->size();
+    // A lone packet with no buffer at hand is queued as it is: copying it would cost an allocation.
+    if (size > kCoalesceMaxPacket || (!q.tail && !q.spare && !q.has_pending())) {
+      q.pending_bytes += size;
+      q.tail.reset();
+      q.pending.push_back(std::move(bytes));
+    } else {
+      append_small(q, *bytes);
+    }
+    if (!conn->write_active && !conn->on_flush_list) queue_flush(ConnectionPtr(conn));
+  }
+
+  // A small packet the broker's thread copied into a batch.
+  void send_copy(ConnectionId id, std::string_view bytes) {
+    Connection* conn = connections_.find(id);
+    if (conn == nullptr || conn->state != Connection::State::open || bytes.empty()) return;
+    if (!conn->out) conn->out = take_write_queue();
+    append_small(*conn->out, bytes);
+    if (!conn->write_active && !conn->on_flush_list) queue_flush(ConnectionPtr(conn));
+  }
+
+  std::size_t queued_bytes(ConnectionId id) const {
+    const Connection* conn = connections_.find(id);
+    if (conn == nullptr || !conn->out) return 0;
+    return conn->out->pending_bytes + conn->out->writing_bytes;
+  }
+
+  void close(ConnectionId id) {
+    if (auto conn = find_open(id)) {
+      log::debug(kLog, "connection {} closed by the broker", id);
+      close_connection(conn);
+    }
+  }
+
+  // The broker refused a connection it was told of: close it without flushing.
+  void refuse(ConnectionId id) {
+    if (Connection* conn = connections_.find(id)) {
+      log::debug(kLog, "connection {} refused", id);
+      destroy(ConnectionPtr(conn));
+    }
+  }
+
+  void set_reading(ConnectionId id, bool enabled) {
+    auto conn = find_open(id);
+    if (!conn || conn->reading_enabled == enabled) return;
+    conn->reading_enabled = enabled;
+    if (!enabled) return;
+    // The broker may have left whole packets unconsumed while paused: offer them again.
+    // Then read: bytes that arrived while paused raised their edge already.
+    asio::post(*io_, [this, conn] {
+      if (conn->state != Connection::State::open || !conn->reading_enabled) return;
+      if (conn->partial) feed(conn, *conn->partial, true);
+      if (conn->state == Connection::State::open && conn->reading_enabled) read_available(conn);
+    });
+  }
+
+  // What the broker's thread decided for this shard's connections.
+  void take_commands() {
+    from_broker.take(commands_now_);
+    for (auto& c : commands_now_.items) {
+      switch (c.kind) {
+        case ShardCommand::Kind::send:
+          if (c.shared) {
+            send(c.id, std::move(c.shared));
+          } else {
+            send_copy(c.id, std::string_view(commands_now_.bytes).substr(c.offset, c.size));
+          }
+          break;
+        case ShardCommand::Kind::close: close(c.id); break;
+        case ShardCommand::Kind::refuse: refuse(c.id); break;
+        case ShardCommand::Kind::pause: set_reading(c.id, false); break;
+        case ShardCommand::Kind::resume: set_reading(c.id, true); break;
+        case ShardCommand::Kind::shutdown: begin_shutdown(); break;
+      }
+    }
+    commands_now_.clear();
+  }
+
+  // Closes every connection (each writes what is queued first), then tells the host.
+  void begin_shutdown() {
+    if (stopping_) return;
+    stopping_ = true;
+    for (const auto& conn : connections_.all()) close_connection(conn);
+    if (connections_.empty()) {
+      finish();
+      return;
+    }
+    grace_.emplace(*io_, kShutdownGrace);
+    grace_->async_wait([this](error_code ec) {
+      if (ec) return;
+      log::debug(kLog, "{} connections did not finish closing in time", connections_.size());
+      for (const auto& conn : connections_.all()) destroy(conn);
+      finish();
+    });
+  }
+
+ private:
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (grace_) grace_->cancel();
+    work_.reset();
+    host_.finished(*this);
+  }
+
+  void start_handshake(const ConnectionPtr& conn, const AcceptedFrom& from, std::string peer) {
+    conn->state = Connection::State::handshaking;
+    conn->deadline = std::make_unique<Deadline>(*io_, std::move(peer), from.listener, from.transport);
+    conn->deadline->timer.expires_after(std::chrono::milliseconds(from.handshake_timeout_ms));
+    conn->deadline->timer.async_wait([this, conn, timeout_ms = from.handshake_timeout_ms](error_code ec) {
+      if (ec || conn->state != Connection::State::handshaking) return;
+      stats.handshakes_timed_out.fetch_add(1, std::memory_order_relaxed);
+      log::warn(kLog, "{} with {} on {} timed out after {} ms; connection closed",
+                handshake_name(conn->deadline->transport), conn->deadline->peer, conn->deadline->listener, timeout_ms);
+      destroy(conn);
+    });
+    auto done = [this, conn](error_code ec, std::string reason) { on_handshake(conn, ec, std::move(reason)); };
+    if (auto* tls = conn->stream.tls()) {
+      tls->async_handshake(std::move(done));
+    } else {
+      conn->stream.ws()->async_handshake(std::move(done));
+    }
+  }
+
+  void on_handshake(const ConnectionPtr& conn, const error_code& ec, std::string reason) {
+    if (conn->state != Connection::State::handshaking) return;  // timed out or shut down
+    if (ec) {
+      stats.handshakes_failed.fetch_add(1, std::memory_order_relaxed);
+      log::warn(kLog, "{} with {} on {} failed: {}", handshake_name(conn->deadline->transport), conn->deadline->peer,
+                conn->deadline->listener, reason.empty() ? ec.message() : reason);
+      destroy(conn);
+      return;
+    }
+    auto identity = conn->stream.identity();
+    std::string peer = std::move(conn->deadline->peer);
+    conn->deadline.reset();
+    conn->state = Connection::State::open;
+    if (const auto* tls = conn->stream.tls()) {
+      log::debug(kLog, "connection {} from {}: {} established, identity {}", conn->id, peer, tls->version(),
+                 identity ? fmt::format("'{}'", *identity) : std::string("none"));
+    } else {
+      log::debug(kLog, "connection {} from {}: WebSocket open, identity {}", conn->id, peer,
+                 identity ? fmt::format("'{}'", *identity) : std::string("none"));
+    }
+    open_connection(conn, std::move(peer), std::move(identity));
+  }
+
+  void open_connection(const ConnectionPtr& conn, std::string peer, std::optional<std::string> identity) {
+    const ConnectionId id = conn->id;
+    if (!local()) {
+      // The broker's verdict comes back as a command; what is read meanwhile follows
+      // this event in the same batch order.
+      ShardEvent& e = event(ShardEvent::Kind::opened, id);
+      e.opened = std::make_unique<ShardEvent::Opened>(ShardEvent::Opened{std::move(peer), std::move(identity)});
+      start_wait(conn);
+      return;
+    }
+    if (!host_.broker().connection_opened(id, std::move(peer), std::move(identity))) {
+      log::debug(kLog, "connection {} refused", id);
+      if (conn->state == Connection::State::open) destroy(conn);
+      return;
+    }
+    if (conn->state == Connection::State::open) start_wait(conn);
+  }
+
+  // --- reading ---------------------------------------------------------------------------
+
+  void start_wait(const ConnectionPtr& conn) {
+    if (conn->read_waiting) return;
+    conn->read_waiting = true;
+    conn->stream.async_wait_readable([this, conn](error_code ec) {
+      conn->read_waiting = false;
+      if (conn->state == Connection::State::closed || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        fail(conn, ec);
+        return;
+      }
+      if (conn->state == Connection::State::lingering) {
+        if (conn->stream.ws() != nullptr) return;  // the WebSocket close handshake reads
+        discard_input(conn);
+      } else if (conn->state == Connection::State::open && conn->reading_enabled) {
+        read_available(conn);
+      }
+    });
+  }
+
+  // The reactor is edge-triggered. A plain TCP read that did not fill the buffer has
+  // emptied the socket, so the next read would only return EAGAIN: the wait is re-armed
+  // at once, and bytes arriving later raise a new edge. TLS and WebSocket streams may hold
+  // decoded bytes of their own, so they are read until they say EAGAIN.
+  void read_available(const ConnectionPtr& conn) {
+    const bool plain_tcp = conn->stream.is_tcp();
+    for (int i = 0; i < kReadsPerWakeup; ++i) {
+      error_code ec;
+      const std::size_t n = conn->stream.read_some(asio::buffer(scratch_), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        start_wait(conn);
+        return;
+      }
+      if (ec) {
+        fail(conn, ec);
+        return;
+      }
+      if (!local()) {
+        received(conn->id, std::string_view(scratch_.data(), n));
+      } else if (!conn->partial) {
+        feed(conn, std::string_view(scratch_.data(), n), false);
+      } else {
+        conn->partial->append(scratch_.data(), n);
+        feed(conn, *conn->partial, true);
+      }
+      if (conn->state != Connection::State::open || !conn->reading_enabled) return;
+      if (plain_tcp && n < scratch_.size()) {
+        start_wait(conn);
+        return;
+      }
+    }
+    // Bytes may be left with no edge to come: read on after the other ready handlers.
+    asio::post(*io_, [this, conn] {
+      if (conn->state == Connection::State::open && conn->reading_enabled) read_available(conn);
+    });
+  }
+
+  // Shard 0: hands bytes to the broker and keeps the unconsumed tail. `bytes` is either
+  // the scratch buffer or the connection's own partial buffer (`from_partial`).
+  void feed(const ConnectionPtr& conn, std::string_view bytes, bool from_partial) {
+    const std::size_t consumed = std::min(host_.broker().data_received(conn->id, bytes), bytes.size());
+    if (conn->state != Connection::State::open) {
+      conn->partial.reset();
+      return;
+    }
+    if (from_partial) {
+      conn->partial->erase(0, consumed);
+      if (conn->partial->empty()) conn->partial.reset();
+    } else if (consumed < bytes.size()) {
+      conn->partial = std::make_unique<std::string>(bytes.substr(consumed));
+    }
+  }
+
+  // Other shards: bytes go to the broker's thread, which keeps any unconsumed tail.
+  void received(ConnectionId id, std::string_view bytes) {
+    if (!outgoing_.items.empty()) {
+      ShardEvent& last = outgoing_.items.back();
+      if (last.kind == ShardEvent::Kind::data && last.id == id && last.offset + last.size == outgoing_.bytes.size()) {
+        outgoing_.bytes.append(bytes);
+        last.size += bytes.size();
+        return;
+      }
+    }
+    ShardEvent& e = event(ShardEvent::Kind::data, id);
+    e.offset = outgoing_.bytes.size();
+    e.size = bytes.size();
+    outgoing_.bytes.append(bytes);
+  }
+
+  ShardEvent& event(ShardEvent::Kind kind, ConnectionId id) {
+    ShardEvent& e = outgoing_.items.emplace_back();
+    e.kind = kind;
+    e.id = id;
+    if (!publish_posted_) {
+      publish_posted_ = true;
+      asio::post(*io_, [this] { publish(); });
+    }
+    return e;
+  }
+
+  // Once a loop turn: what the turn's handlers saw goes to the broker's thread together.
+  void publish() {
+    publish_posted_ = false;
+    if (to_broker.put(outgoing_)) host_.wake(*this);
+  }
+
+  // After the broker's close: read and drop whatever arrives until the peer's FIN.
+  void discard_input(const ConnectionPtr& conn) {
+    for (int i = 0; i < kReadsPerWakeup; ++i) {
+      error_code ec;
+      conn->stream.read_some(asio::buffer(scratch_), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) {
+        destroy(conn);
+        return;
+      }
+    }
+    start_wait(conn);
+  }
+
+  // --- writing ---------------------------------------------------------------------------
+
+  void append_small(WriteQueue& q, std::string_view bytes) {
+    q.pending_bytes += bytes.size();
+    if (!q.tail || q.tail->size() + bytes.size() > kCoalesceBufferBytes) {
+      if (q.spare) {
+        q.tail = std::move(q.spare);
+      } else {
+        q.tail = std::make_shared<std::string>();
+        q.tail->reserve(kCoalesceInitialBytes);
+      }
+      q.pending.push_back(q.tail);
+    }
+    q.tail->append(bytes);
+  }
+
+  void queue_flush(const ConnectionPtr& conn) {
+    if (conn->write_active || conn->on_flush_list) return;
+    conn->on_flush_list = true;
+    flush_list_.push_back(conn);
+    if (!flush_posted_) {
+      flush_posted_ = true;
+      asio::post(*io_, [this] { flush(); });
+    }
+  }
+
+  void flush() {
+    flush_posted_ = false;
+    std::swap(flush_list_, flushing_now_);
+    for (const auto& conn : flushing_now_) {
+      conn->on_flush_list = false;
+      if (conn->state != Connection::State::closed && !conn->write_active && conn->has_pending()) start_write(conn);
+    }
+    flushing_now_.clear();
+  }
+
+  void start_write(const ConnectionPtr& conn) {
+    WriteQueue& c = *conn->out;
+    const std::size_t begin = c.pending_head;
+    std::size_t end = begin;
+    std::size_t bytes = 0;
+    while (end < c.pending.size() && end - begin < kMaxBatchBuffers) {
+      const std::size_t size = c.pending[end]->size();
+      if (end > begin && bytes + size > kMaxBatchBytes) break;
+      bytes += size;
+      ++end;
+    }
+    if (c.tail && end == c.pending.size()) c.written_tail = std::move(c.tail);  // no more appending
+    if (begin == 0 && end == c.pending.size()) {
+      std::swap(c.pending, c.writing);  // `writing` was empty: no copy, no allocation
+    } else {
+      c.writing.assign(std::make_move_iterator(c.pending.begin() + static_cast<std::ptrdiff_t>(begin)),
+                       std::make_move_iterator(c.pending.begin() + static_cast<std::ptrdiff_t>(end)));
+      c.pending_head = end;
+      if (c.pending_head == c.pending.size()) {
+        c.pending.clear();
+        c.pending_head = 0;
+      } else if (c.pending_head * 2 >= c.pending.size()) {
+        c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<std::ptrdiff_t>(c.pending_head));
+        c.pending_head = 0;
+      }
+    }
+    c.pending_bytes -= bytes;
+    c.writing_bytes = bytes;
+    conn->write_active = true;
+    conn->stream.async_write(c.writing, [this, conn](error_code ec) { on_written(conn, ec); });
+  }
+
+  void on_written(const ConnectionPtr& conn, const error_code& ec) {
+    conn->write_active = false;
+    WriteQueue& q = *conn->out;
+    const std::size_t written = q.writing_bytes;
+    q.writing.clear();
+    q.writing_bytes = 0;
+    if (q.written_tail) {
+      if (q.written_tail.use_count() == 1) {
+        q.written_tail->clear();
+        q.spare = std::move(q.written_tail);
+      }
+      q.written_tail.reset();
+    }
+    if (conn->state == Connection::State::closed) {
+      recycle(std::move(conn->out));
+      return;
+    }
+    if (ec) {
+      fail(conn, ec);
+      return;
+    }
+    const bool drained = !conn->has_pending();
+    if (!local() && conn->state == Connection::State::open) {
+      ShardEvent& e = event(ShardEvent::Kind::written, conn->id);
+      e.size = written;
+      e.drained = drained;
+    }
+    if (!drained) {
+      start_write(conn);
+      return;
+    }
+    recycle(std::move(conn->out));
+    if (conn->state == Connection::State::flushing) {
+      begin_linger(conn);
+    } else if (local() && conn->state == Connection::State::open && !stopping_) {
+      host_.broker().connection_drained(conn->id);
+    }
+  }
+
+  std::unique_ptr<WriteQueue> take_write_queue() {
+    if (write_queue_pool_.empty()) return std::make_unique<WriteQueue>();
+    auto q = std::move(write_queue_pool_.back());
+    write_queue_pool_.pop_back();
+    return q;
+  }
+
+  // A drained (or abandoned) queue goes back to the pool with its vectors' small capacity.
+  void recycle(std::unique_ptr<WriteQueue> q) {
+    if (!q) return;
+    q->pending.clear();
+    q->writing.clear();
+    q->pending_head = q->pending_bytes = q->writing_bytes = 0;
+    q->tail.reset();
+    q->written_tail.reset();
+    if (q->spare && q->spare->capacity() > kPooledSpareBytes) q->spare.reset();
+    release_if_large(q->pending);
+    release_if_large(q->writing);
+    if (write_queue_pool_.size() < kPooledWriteQueues) write_queue_pool_.push_back(std::move(q));
+  }
+
+  // --- closing ---------------------------------------------------------------------------
+
+  // The broker (or shutdown) closes: write what is queued, then shut down and close.
+  void close_connection(const ConnectionPtr& conn) {
+    if (conn->state == Connection::State::handshaking) {
+      destroy(conn);
+      return;
+    }
+    if (conn->state != Connection::State::open) return;
+    conn->state = Connection::State::flushing;
+    conn->reading_enabled = false;
+    conn->deadline = std::make_unique<Deadline>(*io_);
+    conn->deadline->timer.expires_after(kCloseTimeout);
+    conn->deadline->timer.async_wait([this, conn](error_code ec) {
+      if (ec || conn->state == Connection::State::closed) return;
+      log::debug(kLog, "connection {} did not close in time", conn->id);
+      destroy(conn);
+    });
+    if (!conn->write_active && !conn->has_pending()) begin_linger(conn);
+  }
+
+  void begin_linger(const ConnectionPtr& conn) {
+    conn->state = Connection::State::lingering;
+    if (auto* ws = conn->stream.ws()) {
+      ws->async_close([this, conn](error_code) { destroy(conn); });
+      return;
+    }
+    error_code ec;
+    conn->stream.shutdown_send(ec);
+    if (ec) {
+      destroy(conn);
+      return;
+    }
+    start_wait(conn);
+  }
+
+  // A connection failed or the peer went away.
+  void fail(const ConnectionPtr& conn, const error_code& ec) {
+    if (conn->state == Connection::State::closed) return;
+    const bool broker_knows = conn->state == Connection::State::open;
+    log::debug(kLog, "connection {} lost: {}", conn->id, ec.message());
+    destroy(conn);
+    if (!broker_knows) return;
+    if (local()) {
+      host_.broker().connection_lost(conn->id);
+    } else {
+      event(ShardEvent::Kind::lost, conn->id);
+    }
+  }
+
+  void destroy(const ConnectionPtr& conn) {
+    if (conn->state == Connection::State::closed) return;
+    conn->state = Connection::State::closed;
+    error_code ignored;
+    conn->stream.close(ignored);
+    if (conn->deadline) conn->deadline->timer.cancel();
+    // An abandoned queue is only returned once no write uses its buffers any more.
+    if (!conn->write_active) recycle(std::move(conn->out));
+    connections_.erase(conn->id);
+    if (stopping_ && connections_.empty()) finish();
+  }
+
+  ConnectionPtr find_open(ConnectionId id) const {
+    Connection* conn = connections_.find(id);
+    if (conn == nullptr || conn->state != Connection::State::open) return nullptr;
+    return conn;
+  }
+
+  // First, so that it is destroyed last: the sockets and timers below use it.
+  std::optional<asio::io_context> own_io_;
+  const unsigned index_;
+  ShardHost& host_;
+  asio::io_context* io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::thread thread_;
+  std::vector<char> scratch_;
+  std::vector<char> write_scratch_;  // TLS records are staged here
+  ConnectionTable connections_;
+  std::vector<ConnectionPtr> flush_list_;
+  std::vector<ConnectionPtr> flushing_now_;
+  std::vector<std::unique_ptr<WriteQueue>> write_queue_pool_;
+  Batch<ShardEvent> outgoing_;
+  Batch<ShardCommand> commands_now_;
+  std::optional<asio::steady_timer> grace_;
+  bool flush_posted_ = false;
+  bool publish_posted_ = false;
+  bool stopping_ = false;
+  bool finished_ = false;
+};
+
 }  // namespace
 
-struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
-  Impl(broker::BrokerConfig config, const StoreFactory& make_store, broker::Policy* custom_policy)
-      : io(1), scratch(kScratchBytes), write_scratch(TlsStream::kRecordBytes), policy(custom_policy != nullptr ? custom_policy : &allow_all) {
+struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock, ShardHost {
+  Impl(broker::BrokerConfig config, const StoreFactory& make_store, broker::Policy* custom_policy, unsigned threads)
+      : io(1), policy(custom_policy != nullptr ? custom_policy : &allow_all) {
+    threads = std::clamp(threads, 1U, kMaxThreads);
+    for (unsigned i = 0; i < threads; ++i) shards.push_back(std::make_unique<Shard>(*this, i, i == 0 ? &io : nullptr));
+    pending_commands.resize(threads);
     if (make_store) {
       store = make_store([this](std::function<void()> fn) { asio::post(io, std::move(fn)); });
     }
     if (!store) store = std::make_unique<broker::MemoryStore>();
-    broker = std::make_unique<broker::Broker>(std::move(config), *this, *this, *this, *store, *policy);
+    broker_ = std::make_unique<broker::Broker>(std::move(config), *this, *this, *this, *store, *policy);
   }
 
   ~Impl() override {
+    for (auto& shard : shards) shard->join();
     // The broker may still call back (cancel timers) while it is destroyed.
-    broker.reset();
+    broker_.reset();
   }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
+
+  Shard& local_shard() { return *shards.front(); }
 
   // --- listeners -------------------------------------------------------------------------
 
@@ -409,21 +1136,27 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     return {};
   }
 
+  // Each accepted connection goes to the next shard in turn; its socket is registered with
+  // that shard's event loop from the start.
   void accept_next(Listener& listener) {
+    Shard& target = *shards[next_shard];
+    next_shard = (next_shard + 1) % shards.size();
     if (listener.config.transport == net::Transport::tcp) {
-      listener.acceptor.async_accept(io.get_executor(), [this, &listener](error_code ec, TcpSocket socket) {
-        on_accept_result(listener, ec, std::move(socket));
-      });
+      listener.acceptor.async_accept(target.io().get_executor(),
+                                     [this, &listener, &target](error_code ec, TcpSocket socket) {
+                                       on_accept_result(listener, target, ec, std::move(socket));
+                                     });
     } else {
       // TLS and WebSocket streams own a tcp::socket; their handshake state dwarfs the difference.
-      listener.acceptor.async_accept([this, &listener](error_code ec, tcp::socket socket) {
-        on_accept_result(listener, ec, std::move(socket));
-      });
+      listener.acceptor.async_accept(asio::any_io_executor(target.io().get_executor()),
+                                     [this, &listener, &target](error_code ec, tcp::socket socket) {
+                                       on_accept_result(listener, target, ec, std::move(socket));
+                                     });
     }
   }
 
   template <class Socket>
-  void on_accept_result(Listener& listener, const error_code& ec, Socket socket) {
+  void on_accept_result(Listener& listener, Shard& target, const error_code& ec, Socket socket) {
     if (stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
       // Out of descriptors or memory: wait a little rather than spin on the error.
@@ -438,409 +1171,169 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     // completed, so that the new connection's readability wait gets a block of its own
     // size instead of an accept-sized one held for as long as the connection idles.
     accept_next(listener);
-    on_accepted(listener, std::move(socket));
-  }
-
-  template <class Socket>
-  void on_accepted(Listener& listener, Socket socket) {
-    error_code ec;
-    const auto remote = socket.remote_endpoint(ec);
-    if (ec) return;  // the peer is already gone
-    socket.set_option(tcp::no_delay(true), ec);
-    if (socket.non_blocking(true, ec); ec) {
-      log::warn(kLog, "cannot make a socket non-blocking: {}", ec.message());
+    AcceptedFrom from{listener.name, listener.config.transport, listener.config.ws_path,
+                      listener.config.handshake_timeout_ms, listener.tls};
+    if (target.local()) {
+      target.adopt(std::move(from), std::move(socket));
       return;
     }
-    const ConnectionId id = connections.next_id();
-    const net::Transport transport = listener.config.transport;
-    std::string peer = format_endpoint(remote);
-    ConnectionPtr conn;
-    try {
-      if constexpr (std::is_same_v<Socket, TcpSocket>) {
-        conn = new Connection(id, Stream(std::move(socket)));
-      } else if (transport == net::Transport::tls) {
-        conn = new Connection(id, Stream(std::make_unique<TlsStream>(std::move(socket), listener.tls, write_scratch)));
-      } else {
-        conn = new Connection(
-            id, Stream(std::make_unique<WsStream>(std::move(socket), transport == net::Transport::wss ? listener.tls : nullptr,
-                                                  listener.config.ws_path)));
-      }
-    } catch (const std::exception& e) {
-      log::warn(kLog, "cannot set up a {} connection from {}: {}", transport_name(transport), peer, e.what());
-      return;
-    }
-    connections.put(conn);
-    log::debug(kLog, "connection {} from {} on {}", id, peer, listener.name);
-    if (transport != net::Transport::tcp) {
-      start_handshake(conn, listener, std::move(peer));
-      return;
-    }
-    open_connection(conn, std::move(peer), std::nullopt);
-  }
-
-  void start_handshake(const ConnectionPtr& conn, const Listener& listener, std::string peer) {
-    conn->state = Connection::State::handshaking;
-    conn->deadline = std::make_unique<Deadline>(io, std::move(peer), listener.name, listener.config.transport);
-    conn->deadline->timer.expires_after(std::chrono::milliseconds(listener.config.handshake_timeout_ms));
-    conn->deadline->timer.async_wait(
-        [this, conn, timeout_ms = listener.config.handshake_timeout_ms](error_code ec) {
-          if (ec || conn->state != Connection::State::handshaking) return;
-          ++transport_stats.handshakes_timed_out;
-          log::warn(kLog, "{} with {} on {} timed out after {} ms; connection closed",
-                    handshake_name(conn->deadline->transport), conn->deadline->peer, conn->deadline->listener,
-                    timeout_ms);
-          destroy(conn);
-        });
-    auto done = [this, conn](error_code ec, std::string reason) { on_handshake(conn, ec, std::move(reason)); };
-    if (auto* tls = conn->stream.tls()) {
-      tls->async_handshake(std::move(done));
-    } else {
-      conn->stream.ws()->async_handshake(std::move(done));
-    }
-  }
-
-  void on_handshake(const ConnectionPtr& conn, const error_code& ec, std::string reason) {
-    if (conn->state != Connection::State::handshaking) return;  // timed out or shut down
-    if (ec) {
-      ++transport_stats.handshakes_failed;
-      log::warn(kLog, "{} with {} on {} failed: {}", handshake_name(conn->deadline->transport),
-                conn->deadline->peer, conn->deadline->listener, reason.empty() ? ec.message() : reason);
-      destroy(conn);
-      return;
-    }
-    auto identity = conn->stream.identity();
-    std::string peer = std::move(conn->deadline->peer);
-    conn->deadline.reset();
-    conn->state = Connection::State::open;
-    if (const auto* tls = conn->stream.tls()) {
-      log::debug(kLog, "connection {} from {}: {} established, identity {}", conn->id, peer, tls->version(),
-                 identity ? fmt::format("'{}'", *identity) : std::string("none"));
-    } else {
-      log::debug(kLog, "connection {} from {}: WebSocket open, identity {}", conn->id, peer,
-                 identity ? fmt::format("'{}'", *identity) : std::string("none"));
-    }
-    open_connection(conn, std::move(peer), std::move(identity));
-  }
-
-  void open_connection(const ConnectionPtr& conn, std::string peer, std::optional<std::string> identity) {
-    const ConnectionId id = conn->id;
-    if (!broker->connection_opened(id, std::move(peer), std::move(identity))) {
-      log::debug(kLog, "connection {} refused", id);
-      if (conn->state == Connection::State::open) destroy(conn);
-      return;
-    }
-    if (conn->state == Connection::State::open) start_wait(conn);
-  }
-
-  // --- reading ---------------------------------------------------------------------------
-
-  void start_wait(const ConnectionPtr& conn) {
-    if (conn->read_waiting) return;
-    conn->read_waiting = true;
-    conn->stream.async_wait_readable([this, conn](error_code ec) {
-      conn->read_waiting = false;
-      if (conn->state == Connection::State::closed || ec == asio::error::operation_aborted) return;
-      if (ec) {
-        fail(conn, ec);
-        return;
-      }
-      if (conn->state == Connection::State::lingering) {
-        if (conn->stream.ws() != nullptr) return;  // the WebSocket close handshake reads
-        discard_input(conn);
-      } else if (conn->state == Connection::State::open && conn->reading_enabled) {
-        read_available(conn);
-      }
+    asio::post(target.io(), [&target, from = std::move(from), socket = std::move(socket)]() mutable {
+      target.adopt(std::move(from), std::move(socket));
     });
   }
 
-  // The reactor is edge-triggered. A plain TCP read that did not fill the buffer has
-  // emptied the socket, so the next read would only return EAGAIN: the wait is re-armed
-  // at once, and bytes arriving later raise a new edge. TLS and WebSocket streams may hold
-  // decoded bytes of their own, so they are read until they say EAGAIN.
-  void read_available(const ConnectionPtr& conn) {
-    const bool tcp = conn->stream.is_tcp();
-    for (int i = 0; i < kReadsPerWakeup; ++i) {
-      error_code ec;
-      const std::size_t n = conn->stream.read_some(asio::buffer(scratch), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        start_wait(conn);
-        return;
-      }
-      if (ec) {
-        fail(conn, ec);
-        return;
-      }
-      if (!conn->partial) {
-        feed(conn, std::string_view(scratch.data(), n), false);
-      } else {
-        conn->partial->append(scratch.data(), n);
-        feed(conn, *conn->partial, true);
-      }
-      if (conn->state != Connection::State::open || !conn->reading_enabled) return;
-      if (tcp && n < scratch.size()) {
-        start_wait(conn);
-        return;
-      }
-    }
-    // Bytes may be left with no edge to come: read on after the other ready handlers.
-    asio::post(io, [this, conn] {
-      if (conn->state == Connection::State::open && conn->reading_enabled) read_available(conn);
-    });
+  // --- connections of the other shards ----------------------------------------------------
+
+  // What the broker's thread keeps of a connection that another shard holds.
+  struct Remote {
+    std::uint64_t sent = 0;     // bytes handed to the shard
+    std::uint64_t written = 0;  // bytes the shard reported written
+    std::unique_ptr<std::string> leftover;  // input the broker has not consumed yet
+  };
+
+  // ShardHost
+  broker::Broker& broker() override { return *broker_; }
+  void wake(Shard& shard) override {
+    asio::post(io, [this, &shard] { take_events(shard); });
   }
-
-  // Hands bytes to the broker and keeps the unconsumed tail. `bytes` is either the scratch
-  // buffer or the connection's own partial buffer (`from_partial`).
-  void feed(const ConnectionPtr& conn, std::string_view bytes, bool from_partial) {
-    const std::size_t consumed = std::min(broker->data_received(conn->id, bytes), bytes.size());
-    if (conn->state != Connection::State::open) {
-      conn->partial.reset();
-      return;
-    }
-    if (from_partial) {
-      conn->partial->erase(0, consumed);
-      if (conn->partial->empty()) conn->partial.reset();
-    } else if (consumed < bytes.size()) {
-      conn->partial = std::make_unique<std::string>(bytes.substr(consumed));
-    }
-  }
-
-  // After the broker's close: read and drop whatever arrives until the peer's FIN.
-  void discard_input(const ConnectionPtr& conn) {
-    for (int i = 0; i < kReadsPerWakeup; ++i) {
-      error_code ec;
-      conn->stream.read_some(asio::buffer(scratch), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-      if (ec) {
-        destroy(conn);
-        return;
-      }
-    }
-    start_wait(conn);
-  }
-
-  // --- writing ---------------------------------------------------------------------------
-
-  void queue_flush(const ConnectionPtr& conn) {
-    if (conn->write_active || conn->on_flush_list) return;
-    conn->on_flush_list = true;
-    flush_list.push_back(conn);
-    if (!flush_posted) {
-      flush_posted = true;
-      asio::post(io, [this] { flush(); });
-    }
-  }
-
-  void flush() {
-    flush_posted = false;
-    std::swap(flush_list, flushing_now);
-    for (const auto& conn : flushing_now) {
-      conn->on_flush_list = false;
-      if (conn->state != Connection::State::closed && !conn->write_active && conn->has_pending()) start_write(conn);
-    }
-    flushing_now.clear();
-  }
-
-  void start_write(const ConnectionPtr& conn) {
-    WriteQueue& c = *conn->out;
-    const std::size_t begin = c.pending_head;
-    std::size_t end = begin;
-    std::size_t bytes = 0;
-    while (end < c.pending.size() && end - begin < kMaxBatchBuffers) {
-      const std::size_t size = c.pending[end]->size();
-      if (end > begin && bytes + size > kMaxBatchBytes) break;
-      bytes += size;
-      ++end;
-    }
-    if (c.tail && end == c.pending.size()) c.written_tail = std::move(c.tail);  // no more appending
-    if (begin == 0 && end == c.pending.size()) {
-      std::swap(c.pending, c.writing);  // `writing` was empty: no copy, no allocation
+  void finished(Shard& shard) override {
+    if (shard.local()) {
+      shard_finished();
     } else {
-      c.writing.assign(std::make_move_iterator(c.pending.begin() + static_cast<std::ptrdiff_t>(begin)),
-                       std::make_move_iterator(c.pending.begin() + static_cast<std::ptrdiff_t>(end)));
-      c.pending_head = end;
-      if (c.pending_head == c.pending.size()) {
-        c.pending.clear();
-        c.pending_head = 0;
-      } else if (c.pending_head * 2 >= c.pending.size()) {
-        c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<std::ptrdiff_t>(c.pending_head));
-        c.pending_head = 0;
+      asio::post(io, [this] { shard_finished(); });
+    }
+  }
+
+  void take_events(Shard& shard) {
+    shard.to_broker.take(events_now);
+    for (auto& e : events_now.items) {
+      switch (e.kind) {
+        case ShardEvent::Kind::opened:
+          if (stopping) {
+            command(shard.index(), ShardCommand::Kind::refuse, e.id);
+            break;
+          }
+          remotes.emplace(e.id, Remote{});
+          if (!broker_->connection_opened(e.id, std::move(e.opened->peer), std::move(e.opened->identity))) {
+            remotes.erase(e.id);
+            command(shard.index(), ShardCommand::Kind::refuse, e.id);
+          }
+          break;
+        case ShardEvent::Kind::data:
+          feed_remote(e.id, std::string_view(events_now.bytes).substr(e.offset, e.size));
+          break;
+        case ShardEvent::Kind::written: {
+          const auto it = remotes.find(e.id);
+          if (it == remotes.end()) break;
+          it->second.written += e.size;
+          // Only once what was sent since has been written too.
+          if (e.drained && it->second.written == it->second.sent && !stopping) broker_->connection_drained(e.id);
+          break;
+        }
+        case ShardEvent::Kind::lost:
+          if (remotes.erase(e.id) != 0 && !stopping) broker_->connection_lost(e.id);
+          break;
       }
     }
-    c.pending_bytes -= bytes;
-    c.writing_bytes = bytes;
-    conn->write_active = true;
-    conn->stream.async_write(c.writing, [this, conn](error_code ec) { on_written(conn, ec); });
+    events_now.clear();
   }
 
-  void on_written(const ConnectionPtr& conn, const error_code& ec) {
-    conn->write_active = false;
-    WriteQueue& q = *conn->out;
-    q.writing.clear();
-    q.writing_bytes = 0;
-    if (q.written_tail) {
-      if (q.written_tail.use_count() == 1) {
-        q.written_tail->clear();
-        q.spare = std::move(q.written_tail);
-      }
-      q.written_tail.reset();
-    }
-    if (conn->state == Connection::State::closed) {
-      recycle(std::move(conn->out));
+  // The broker may close the connection (and so forget it here) while it parses: the bytes
+  // it parses never belong to the map entry during the call.
+  void feed_remote(ConnectionId id, std::string_view bytes) {
+    auto it = remotes.find(id);
+    if (it == remotes.end()) return;
+    if (it->second.leftover) {
+      std::string input = std::move(*it->second.leftover);
+      it->second.leftover.reset();
+      input.append(bytes);
+      keep_unconsumed(id, input, broker_->data_received(id, input));
       return;
     }
-    if (ec) {
-      fail(conn, ec);
-      return;
+    keep_unconsumed(id, bytes, broker_->data_received(id, bytes));
+  }
+
+  void keep_unconsumed(ConnectionId id, std::string_view input, std::size_t consumed) {
+    if (consumed >= input.size()) return;
+    const auto it = remotes.find(id);
+    if (it == remotes.end()) return;
+    it->second.leftover = std::make_unique<std::string>(input.substr(consumed));
+  }
+
+  ShardCommand& command(unsigned shard, ShardCommand::Kind kind, ConnectionId id) {
+    ShardCommand& c = pending_commands[shard].items.emplace_back();
+    c.kind = kind;
+    c.id = id;
+    if (!commands_posted) {
+      commands_posted = true;
+      asio::post(io, [this] { publish_commands(); });
     }
-    if (conn->has_pending()) {
-      start_write(conn);
-      return;
+    return c;
+  }
+
+  // Once a loop turn: what the broker decided goes to each shard together.
+  void publish_commands() {
+    commands_posted = false;
+    for (std::size_t i = 1; i < shards.size(); ++i) {
+      if (pending_commands[i].empty()) continue;
+      Shard& shard = *shards[i];
+      if (shard.from_broker.put(pending_commands[i])) asio::post(shard.io(), [&shard] { shard.take_commands(); });
     }
-    recycle(std::move(conn->out));
-    if (conn->state == Connection::State::flushing) {
-      begin_linger(conn);
-    } else if (conn->state == Connection::State::open && !stopping) {
-      broker->connection_drained(conn->id);
-    }
-  }
-
-  std::unique_ptr<WriteQueue> take_write_queue() {
-    if (write_queue_pool.empty()) return std::make_unique<WriteQueue>();
-    auto q = std::move(write_queue_pool.back());
-    write_queue_pool.pop_back();
-    return q;
-  }
-
-  // A drained (or abandoned) queue goes back to the pool with its vectors' small capacity.
-  void recycle(std::unique_ptr<WriteQueue> q) {
-    if (!q) return;
-    q->pending.clear();
-    q->writing.clear();
-    q->pending_head = q->pending_bytes = q->writing_bytes = 0;
-    q->tail.reset();
-    q->written_tail.reset();
-    if (q->spare && q->spare->capacity() > kPooledSpareBytes) q->spare.reset();
-    release_if_large(q->pending);
-    release_if_large(q->writing);
-    if (write_queue_pool.size() < kPooledWriteQueues) write_queue_pool.push_back(std::move(q));
-  }
-
-  // --- closing ---------------------------------------------------------------------------
-
-  // The broker (or shutdown) closes: write what is queued, then shut down and close.
-  void close_connection(const ConnectionPtr& conn) {
-    if (conn->state == Connection::State::handshaking) {
-      destroy(conn);
-      return;
-    }
-    if (conn->state != Connection::State::open) return;
-    conn->state = Connection::State::flushing;
-    conn->reading_enabled = false;
-    conn->deadline = std::make_unique<Deadline>(io);
-    conn->deadline->timer.expires_after(kCloseTimeout);
-    conn->deadline->timer.async_wait([this, conn](error_code ec) {
-      if (ec || conn->state == Connection::State::closed) return;
-      log::debug(kLog, "connection {} did not close in time", conn->id);
-      destroy(conn);
-    });
-    if (!conn->write_active && !conn->has_pending()) begin_linger(conn);
-  }
-
-  void begin_linger(const ConnectionPtr& conn) {
-    conn->state = Connection::State::lingering;
-    if (auto* ws = conn->stream.ws()) {
-      ws->async_close([this, conn](error_code) { destroy(conn); });
-      return;
-    }
-    error_code ec;
-    conn->stream.shutdown_send(ec);
-    if (ec) {
-      destroy(conn);
-      return;
-    }
-    start_wait(conn);
-  }
-
-  // A connection failed or the peer went away.
-  void fail(const ConnectionPtr& conn, const error_code& ec) {
-    if (conn->state == Connection::State::closed) return;
-    const bool broker_knows = conn->state == Connection::State::open;
-    log::debug(kLog, "connection {} lost: {}", conn->id, ec.message());
-    destroy(conn);
-    if (broker_knows) broker->connection_lost(conn->id);
-  }
-
-  void destroy(const ConnectionPtr& conn) {
-    if (conn->state == Connection::State::closed) return;
-    conn->state = Connection::State::closed;
-    error_code ignored;
-    conn->stream.close(ignored);
-    if (conn->deadline) conn->deadline->timer.cancel();
-    // An abandoned queue is only returned once no write uses its buffers any more.
-    if (!conn->write_active) recycle(std::move(conn->out));
-    connections.erase(conn->id);
-    if (stopping && connections.empty()) finish_shutdown();
-  }
-
-  ConnectionPtr find_open(ConnectionId id) const {
-    Connection* conn = connections.find(id);
-    if (conn == nullptr || conn->state != Connection::State::open) return nullptr;
-    return conn;
   }
 
   // --- broker::Transport -----------------------------------------------------------------
 
   void send(ConnectionId id, SharedBytes bytes) override {
-    Connection* conn = connections.find(id);
-    if (conn == nullptr || conn->state != Connection::State::open) return;
-    if (!bytes || bytes->empty()) return;
-    if (!conn->out) conn->out = take_write_queue();
-    WriteQueue& q = *conn->out;
-    const std::size_t size = bytes->size();
-    q.pending_bytes += size;
-    // A lone packet with no buffer at hand is queued as it is: copying it would cost an allocation.
-    if (size > kCoalesceMaxPacket || (!q.tail && !q.spare && !q.has_pending())) {
-      q.tail.reset();
-      q.pending.push_back(std::move(bytes));
-    } else {
-      if (!q.tail || q.tail->size() + size > kCoalesceBufferBytes) {
-        if (q.spare) {
-          q.tail = std::move(q.spare);
-        } else {
-          q.tail = std::make_shared<std::string>();
-          q.tail->reserve(kCoalesceInitialBytes);
-        }
-        q.pending.push_back(q.tail);
-      }
-      q.tail->append(*bytes);
+    const unsigned shard = shard_of(id);
+    if (shard == 0) {
+      local_shard().send(id, std::move(bytes));
+      return;
     }
-    if (!conn->write_active && !conn->on_flush_list) queue_flush(ConnectionPtr(conn));
+    const auto it = remotes.find(id);
+    if (it == remotes.end() || !bytes || bytes->empty()) return;
+    it->second.sent += bytes->size();
+    Batch<ShardCommand>& batch = pending_commands[shard];
+    ShardCommand& c = command(shard, ShardCommand::Kind::send, id);
+    if (bytes->size() <= kCoalesceMaxPacket) {
+      // Copied, so that the broker's encode buffer is free again at once.
+      c.offset = batch.bytes.size();
+      c.size = bytes->size();
+      batch.bytes += *bytes;
+    } else {
+      c.shared = std::move(bytes);
+    }
   }
 
   std::size_t queued_bytes(ConnectionId id) const override {
-    const Connection* conn = connections.find(id);
-    if (conn == nullptr || !conn->out) return 0;
-    return conn->out->pending_bytes + conn->out->writing_bytes;
+    const unsigned shard = shard_of(id);
+    if (shard == 0) return shards.front()->queued_bytes(id);
+    const auto it = remotes.find(id);
+    if (it == remotes.end()) return 0;
+    return static_cast<std::size_t>(it->second.sent - it->second.written);
   }
 
   void close(ConnectionId id) override {
-    if (auto conn = find_open(id)) {
-      log::debug(kLog, "connection {} closed by the broker", id);
-      close_connection(conn);
+    const unsigned shard = shard_of(id);
+    if (shard == 0) {
+      local_shard().close(id);
+      return;
     }
+    if (remotes.erase(id) != 0) command(shard, ShardCommand::Kind::close, id);
   }
 
   void set_reading(ConnectionId id, bool enabled) override {
-    auto conn = find_open(id);
-    if (!conn || conn->reading_enabled == enabled) return;
-    conn->reading_enabled = enabled;
+    const unsigned shard = shard_of(id);
+    if (shard == 0) {
+      local_shard().set_reading(id, enabled);
+      return;
+    }
+    if (!remotes.contains(id)) return;
+    command(shard, enabled ? ShardCommand::Kind::resume : ShardCommand::Kind::pause, id);
     if (!enabled) return;
-    // The broker may have left whole packets unconsumed while paused: offer them again.
-    // Then read: bytes that arrived while paused raised their edge already.
-    asio::post(io, [this, conn] {
-      if (conn->state != Connection::State::open || !conn->reading_enabled) return;
-      if (conn->partial) feed(conn, *conn->partial, true);
-      if (conn->state == Connection::State::open && conn->reading_enabled) read_available(conn);
+    // Offer again what the broker left unconsumed while paused.
+    asio::post(io, [this, id] {
+      const auto it = remotes.find(id);
+      if (it != remotes.end() && it->second.leftover) feed_remote(id, {});
     });
   }
 
@@ -877,8 +1370,11 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
     const bool has_tls = std::any_of(listeners.begin(), listeners.end(),
                                      [](const auto& l) { return uses_tls(l->config.transport); });
     if (!reload_handlers.empty() || has_tls) wait_for_reload();
+    for (std::size_t i = 1; i < shards.size(); ++i) shards[i]->start();
+    if (shards.size() > 1) log::info(kLog, "connections shared among {} threads", shards.size());
     for (const auto& listener : listeners) accept_next(*listener);
     io.run();
+    for (auto& shard : shards) shard->join();
     signals.reset();
     hangup.reset();
   }
@@ -901,7 +1397,7 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       if (!uses_tls(listener->config.transport)) continue;
       auto created = TlsContext::create(listener->config);
       if (!created) {
-        ++transport_stats.certificate_reloads_failed;
+        ++certificate_reloads_failed;
         log::error(kLog, "listener {}: certificates not reloaded, keeping the previous ones: {}", listener->name,
                    created.error());
         continue;
@@ -921,59 +1417,61 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock {
       listener->acceptor.close(ignored);
       listener->retry.cancel();
     }
-    broker->shutdown();
+    broker_->shutdown();
     timers.clear();
-    // The broker closes every connection it knows; this also covers any it did not.
-    for (const auto& conn : connections.all()) close_connection(conn);
-    if (connections.empty()) {
-      finish_shutdown();
-      return;
-    }
-    shutdown_deadline.emplace(io, kShutdownGrace);
-    shutdown_deadline->async_wait([this](error_code ec) {
-      if (ec) return;
-      log::debug(kLog, "{} connections did not finish closing in time", connections.size());
-      for (const auto& conn : connections.all()) destroy(conn);
-      finish_shutdown();
-    });
+    remotes.clear();
+    // The broker closed every connection it knows; each shard also closes any it did not.
+    for (std::size_t i = 1; i < shards.size(); ++i) command(static_cast<unsigned>(i), ShardCommand::Kind::shutdown, 0);
+    local_shard().begin_shutdown();
   }
 
-  void finish_shutdown() {
-    if (shutdown_deadline) shutdown_deadline->cancel();
-    io.stop();
+  void shard_finished() {
+    if (++shards_finished < shards.size()) return;
+    for (auto& shard : shards) shard->io().stop();
   }
+
+  TransportStats transport_stats() const {
+    TransportStats out;
+    for (const auto& shard : shards) {
+      out.handshakes_failed += shard->stats.handshakes_failed.load(std::memory_order_relaxed);
+      out.handshakes_timed_out += shard->stats.handshakes_timed_out.load(std::memory_order_relaxed);
+    }
+    out.certificate_reloads_failed = certificate_reloads_failed;
+    return out;
+  }
+
+  static constexpr unsigned kMaxThreads = 64;
 
   asio::io_context io;
-  std::vector<char> scratch;
-  std::vector<char> write_scratch;  // TLS records are staged here
-  TransportStats transport_stats;
   std::unique_ptr<broker::Store> store;  // after io: it may post to io until destroyed
   broker::AllowAllPolicy allow_all;
   broker::Policy* policy;  // allow_all unless the app gave one; it outlives the server
   std::vector<std::unique_ptr<Listener>> listeners;
-  ConnectionTable connections;
+  std::vector<std::unique_ptr<Shard>> shards;  // [0] runs on io
+  std::size_t next_shard = 0;
+  std::size_t shards_finished = 0;
+  std::unordered_map<ConnectionId, Remote> remotes;
+  std::vector<Batch<ShardCommand>> pending_commands;  // by shard
+  Batch<ShardEvent> events_now;
+  bool commands_posted = false;
+  std::uint64_t certificate_reloads_failed = 0;
   std::unordered_map<Id, std::unique_ptr<asio::steady_timer>> timers;
-  std::vector<ConnectionPtr> flush_list;
-  std::vector<ConnectionPtr> flushing_now;
-  std::vector<std::unique_ptr<WriteQueue>> write_queue_pool;
   std::optional<asio::signal_set> signals;
   std::optional<asio::signal_set> hangup;
   std::vector<std::function<void()>> reload_handlers;
-  std::optional<asio::steady_timer> shutdown_deadline;
   Id next_timer_id = 0;
-  bool flush_posted = false;
   bool stopping = false;
   // Last, so that it is destroyed first, while everything it calls into still exists.
-  std::unique_ptr<broker::Broker> broker;
+  std::unique_ptr<broker::Broker> broker_;
 };
 
-Server::Server(broker::BrokerConfig config, const StoreFactory& make_store, broker::Policy* policy)
-    : impl_(std::make_unique<Impl>(std::move(config), make_store, policy)) {}
+Server::Server(broker::BrokerConfig config, const StoreFactory& make_store, broker::Policy* policy, unsigned threads)
+    : impl_(std::make_unique<Impl>(std::move(config), make_store, policy, threads)) {}
 
 void Server::on_reload(std::function<void()> handler) { impl_->reload_handlers.push_back(std::move(handler)); }
 
 boost::asio::io_context& Server::io_context() { return impl_->io; }
-broker::Broker& Server::broker() { return *impl_->broker; }
+broker::Broker& Server::broker() { return *impl_->broker_; }
 broker::Store& Server::store() { return *impl_->store; }
 
 Server::~Server() = default;
@@ -985,7 +1483,9 @@ Expected<void, std::string> Server::listen(const std::vector<ListenerConfig>& li
   return {};
 }
 
-TransportStats Server::transport_stats() const { return impl_->transport_stats; }
+TransportStats Server::transport_stats() const { return impl_->transport_stats(); }
+
+std::size_t Server::threads() const { return impl_->shards.size(); }
 
 std::vector<std::string> Server::bound_endpoints() const {
   std::vector<std::string> out;

@@ -6,8 +6,13 @@
 // so an idle connection holds no buffer. Writing: whatever the broker queues for a
 // connection during one loop turn goes out in one scatter-gather write.
 //
-// Thread-safety: run() drives everything on the calling thread; stop() may be called
-// from any thread.
+// Threads: with `threads` = 1 everything runs on the thread that calls run(). With N > 1,
+// connections are spread over N event loops: one on the calling thread, which also runs
+// the broker, the listeners and the timers, and N - 1 threads of the server's own that
+// only do network I/O and hand packets to the broker's thread in batches (server.cpp).
+//
+// Thread-safety: the broker, the store's completions and io_context() belong to the thread
+// that calls run(); stop() may be called from any thread.
 #pragma once
 
 #include <cstdint>
@@ -42,8 +47,9 @@ struct TransportStats {
 class Server {
  public:
   // `policy` (authentication, ACLs, quotas...) must outlive the server; null: allow all.
+  // `threads`: event loops for connections, 1 to 64.
   explicit Server(broker::BrokerConfig config, const StoreFactory& make_store = {},
-                  broker::Policy* policy = nullptr);
+                  broker::Policy* policy = nullptr, unsigned threads = 1);
 
   // Called on the server's thread on SIGHUP (certificates, ACLs). Register before run().
   void on_reload(std::function<void()> handler);
@@ -58,6 +64,8 @@ class Server {
   std::vector<std::string> bound_endpoints() const;
   // Call on the server's thread.
   TransportStats transport_stats() const;
+  // Event loops serving connections.
+  std::size_t threads() const;
   // Runs until stop() or SIGINT/SIGTERM; then shuts the broker down cleanly.
   void run();
   void stop();

@@ -1,6 +1,8 @@
 """Harness: starts the real ternd binary for each test and stops it afterwards.
 
 TERND names the binary (ctest sets it); otherwise the release build next to the source tree.
+TERND_THREADS, when set, starts every ternd with --threads N: the whole suite then runs
+with connections spread over N event loops (ctest's integration_threads).
 """
 
 from __future__ import annotations
@@ -153,12 +155,16 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def start_broker(request, tmp_path):
-    """Factory: start_broker(config_toml=None, extra_args=()) -> Broker."""
+    """Factory: start_broker(config_toml=None, extra_args=(), env_threads=True) -> Broker.
+
+    env_threads=False ignores TERND_THREADS (for a test of the threads setting itself)."""
     brokers: list[Broker] = []
 
-    def start(config_toml: str | None = None, extra_args=()) -> Broker:
+    def start(config_toml: str | None = None, extra_args=(), env_threads: bool = True) -> Broker:
         index = len(brokers)
         args = [ternd_path(), "--listen", "127.0.0.1:0", "--log-level", "debug"]
+        if env_threads and os.environ.get("TERND_THREADS"):
+            args += ["--threads", os.environ["TERND_THREADS"]]
         if config_toml is not None:
             config_path = tmp_path / f"ternd-{index}.toml"
             config_path.write_text(config_toml)

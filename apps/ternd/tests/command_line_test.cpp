@@ -57,6 +57,22 @@ TEST(CommandLine, DurabilityAndAdminFlags) {
   EXPECT_EQ(c->admin.listen, "");
 }
 
+TEST(CommandLine, ThreadsFlagOverridesTheFile) {
+  auto r = parse({"--threads", "2"});
+  ASSERT_TRUE(std::holds_alternative<CommandLine>(r.result)) << r.err;
+  const auto& o = std::get<CommandLine>(r.result).overrides;
+  EXPECT_EQ(o.threads, 2);
+  auto c = resolve_config(o);
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->threads, 2u);
+  Overrides bad;
+  bad.threads = 0;
+  auto refused = resolve_config(bad);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error(), "--threads must be between 1 and 64 (got 0)");
+  EXPECT_FALSE(std::get<CommandLine>(parse({}).result).overrides.threads);
+}
+
 TEST(CommandLine, AdminCertificateFlags) {
   auto r = parse({"--admin-cert", "/etc/tern/admin.crt", "--admin-key", "/etc/tern/admin.key"});
   ASSERT_TRUE(std::holds_alternative<CommandLine>(r.result)) << r.err;

@@ -171,10 +171,20 @@ TEST(ConfigErrors, BadStrings) {
   EXPECT_NE(parse_error("data_dir = \"\"").find("t.toml:1: data_dir must not be empty"), std::string::npos);
 }
 
+TEST(ConfigThreads, DefaultsToOneAndTakesOneToSixtyFour) {
+  EXPECT_EQ(parse_ok("").threads, 1u);
+  EXPECT_EQ(parse_ok("threads = 2").threads, 2u);
+  EXPECT_EQ(parse_ok("threads = 64").threads, 64u);
+  EXPECT_NE(parse_error("\nthreads = 0").find("t.toml:2: threads must be between 1 and 64 (got 0)"), std::string::npos);
+  EXPECT_NE(parse_error("threads = 65").find("t.toml:1: threads must be between 1 and 64"), std::string::npos);
+  EXPECT_NE(parse_error("threads = \"2\"").find("t.toml:1: threads"), std::string::npos);
+  EXPECT_NE(to_toml(parse_ok("threads = 3")).find("threads = 3\n"), std::string::npos);
+}
+
 TEST(ConfigErrors, UnknownKeysNameTheKeyLineAndAllowedKeys) {
   EXPECT_EQ(parse_error("node_name = \"a\"\nnodename = \"b\""),
-            "t.toml:2: unknown key 'nodename' (allowed keys: node_name, log_level, durability, data_dir, listener, "
-            "stream, limits, store, features, sys, admin, log, alerts, tracing, security)");
+            "t.toml:2: unknown key 'nodename' (allowed keys: node_name, log_level, durability, data_dir, threads, "
+            "listener, stream, limits, store, features, sys, admin, log, alerts, tracing, security)");
   EXPECT_EQ(parse_error("[limits]\nmax_connections = 5\nmax_conections = 6"),
             "t.toml:3: unknown key 'limits.max_conections' (allowed keys: max_connections, max_packet_size, "
             "receive_maximum, max_inflight_out, max_queued_messages, max_queued_bytes, queue_full_policy, "
@@ -560,7 +570,7 @@ TEST(ConfigStore, CommitSettingsAreReadAndRoundTrip) {
   EXPECT_EQ(again->store.commit_bytes, 4096);
   EXPECT_EQ(again->store.commit_delay_ms, 7);
   EXPECT_EQ(again->store.page_size, 4096);
-  EXPECT_EQ(Config{}.store.commit_interval_ms, 25);
+  EXPECT_EQ(Config{}.store.commit_interval_ms, 75);
   EXPECT_EQ(Config{}.store.page_size, 1024);
 }
 
