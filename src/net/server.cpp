@@ -1063,6 +1063,8 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock, Sh
       : io(1), policy(custom_policy != nullptr ? custom_policy : &allow_all) {
     threads = std::clamp(threads, 1U, kMaxThreads);
     for (unsigned i = 0; i < threads; ++i) shards.push_back(std::make_unique<Shard>(*this, i, i == 0 ? &io : nullptr));
+    // The first connection goes to the last loop, so that even a lone client crosses threads.
+    next_shard = shards.size() - 1;
     pending_commands.resize(threads);
     if (make_store) {
       store = make_store([this](std::function<void()> fn) { asio::post(io, std::move(fn)); });
@@ -1193,8 +1195,16 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock, Sh
 
   // ShardHost
   broker::Broker& broker() override { return *broker_; }
+  // What every shard has handed over is taken together, the waking shard's first: events
+  // of different connections keep the order in which the shards saw them as far as the
+  // hand-overs allow (connections are not ordered among themselves, as in MQTT).
   void wake(Shard& shard) override {
-    asio::post(io, [this, &shard] { take_events(shard); });
+    asio::post(io, [this, &shard] {
+      take_events(shard);
+      for (const auto& other : shards) {
+        if (other.get() != &shard && !other->local()) take_events(*other);
+      }
+    });
   }
   void finished(Shard& shard) override {
     if (shard.local()) {

@@ -141,7 +141,9 @@ def start_ternd(tmp_path, request):
     def start(listeners: str, expect_failure: bool = False):
         index = len(brokers)
         config = tmp_path / f"ternd-{index}.toml"
-        config.write_text('durability = "memory"\nlog_level = "debug"\n\n[admin]\nlisten = ""\n\n'
+        # TERND_THREADS: connections spread over that many event loops (security_tls_threads).
+        threads = f'threads = {os.environ["TERND_THREADS"]}\n' if os.environ.get("TERND_THREADS") else ""
+        config.write_text('durability = "memory"\nlog_level = "debug"\n' + threads + '\n[admin]\nlisten = ""\n\n'
                           + listeners)
         log_path = tmp_path / f"ternd-{index}.log"
         log_file = open(log_path, "wb")
