@@ -2,7 +2,7 @@
 .PHONY: deps build run run-broker test test-release test-asan test-fuzz fuzz-long bench clean
 
 JOBS ?= $(shell nproc)
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
 
 deps:
 	@scripts/install-deps
