@@ -61,7 +61,7 @@ void render_broker(PrometheusWriter& w, const broker::BrokerStats& s) {
 
 void render_store(PrometheusWriter& w, const StoreMetrics& s) {
   w.single("tern_store_commits_total", C::counter, "Store transactions committed.", s.commits);
-  w.single("tern_store_fsyncs_total", C::counter, "Store commits that synced the write-ahead log.", s.fsyncs);
+  w.single("tern_store_fsyncs_total", C::counter, "fdatasync calls on the write-ahead log (fsync durability); one may cover several commits.", s.fsyncs);
   w.single("tern_store_write_errors_total", C::counter, "Store transactions that failed (and were retried).",
            s.write_errors);
   w.single("tern_store_commit_last_seconds", C::gauge, "Duration of the last store commit.",

@@ -13,6 +13,7 @@
 //                     u32 subscription identifier (0: none)
 //   subscription ids: u32 per identifier
 //   user properties:  the MQTT 5 property bytes, as in mqtt::Properties::user_properties
+//   queue entry:      one blob per queued or in-flight message (see below)
 //
 // Thread-safety: pure functions, callable from any thread.
 #pragma once
@@ -43,5 +44,34 @@ bool valid_user_properties(std::string_view bytes);
 // A subscription filter as the broker stores it: a topic filter, or
 // "$share/{group}/{filter}".
 bool valid_stored_filter(std::string_view filter);
+
+// Queue entry. Everything of a QueuedRecord but its key (client id, seq) in one blob, so
+// that a queue row is its key and a single value: the fewest bytes per row on disk, and
+// one parameter to bind on the writer's hot path. Lengths are LEB128 varints (7 bits a
+// byte, least significant first, at most 5 bytes):
+//   u8 format (1), u8 qos, u8 retain, u8 stage, u16 packet id, u8 presence bits
+//   (0x01 message, 0x02 payload format, 0x04 content type, 0x08 response topic,
+//   0x10 correlation data, 0x20 user properties, 0x40 expiry), varint subscription id
+//   count, u32 per identifier;
+//   when a message is present: u8 message qos, u8 message retain, varint topic length,
+//   topic, varint payload length, payload, then the present optional fields in bit
+//   order (u8 payload format; varint length and bytes for the strings, correlation data
+//   and user properties; i64 expiry in wall-clock Unix milliseconds).
+// A message's origin client id is not kept: only routing (no local) needs it, and a
+// queued message has been routed.
+inline constexpr std::uint8_t kQueueEntryFormat = 1;
+
+// `expires_at_ms`: the message's expiry on the wall clock, when it has one.
+std::string encode_queue_entry(const broker::QueuedRecord& record, std::optional<std::int64_t> expires_at_ms);
+
+struct QueueEntry {
+  broker::QueuedRecord record;  // client_id and seq are left empty: they are the row's key
+  std::optional<std::int64_t> expires_at_ms;  // of record.message, wall clock
+};
+// Checks what the broker relies on: values in range, the stage, QoS and packet id telling
+// one consistent story, a message unless only the packet id matters (awaiting PUBCOMP),
+// UTF-8 strings, a valid topic name, well-formed user properties. On failure `problem`
+// says why.
+std::optional<QueueEntry> decode_queue_entry(std::string_view bytes, std::string& problem);
 
 }  // namespace tern::store::records

@@ -2,7 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <system_error>
 
@@ -165,13 +170,9 @@ struct MessageFields {
       expires_at_ms, origin_client_id;
 };
 
-// Parameters of upsert_retained and upsert_queued, columns of the loaders' SELECTs.
-// A queued message has been routed already, so its origin (which only no-local routing
-// needs) is not written: NULL saves its bytes in every queue row.
+// Parameters of upsert_retained, columns of the loaders' SELECTs.
 constexpr MessageFields kRetainedParams{1, 3, 2, -1, 4, 5, 6, 7, 8, 9, 10};
-constexpr MessageFields kQueuedParams{8, 9, 10, 11, 12, 13, 14, 15, 16, 17, -18};
 constexpr MessageFields kRetainedColumns{0, 2, 1, -1, 3, 4, 5, 6, 7, 8, 9};
-constexpr MessageFields kQueuedColumns{7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
 constexpr MessageFields kEventParams{5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 constexpr MessageFields kEventColumns{2, 4, 3, 5, 6, 7, 8, 9, 10, 11, 12};
 
@@ -234,9 +235,9 @@ std::optional<broker::MessagePtr> read_message(RowReader& row, const MessageFiel
 
 struct SqliteStore::Statements {
   sqlite::Statement begin, commit, rollback;
-  sqlite::Statement upsert_session, delete_session, delete_session_queue, delete_session_inbound;
+  sqlite::Statement upsert_session, delete_session, delete_session_inbound;
   sqlite::Statement upsert_retained, delete_retained;
-  sqlite::Statement upsert_queued, delete_queued;
+  sqlite::Statement insert_queued, update_queued, delete_queued, insert_owner, delete_owner;
   sqlite::Statement insert_inbound, delete_inbound;
   sqlite::Statement purge_retained, purge_queued;
   sqlite::Statement freelist_count, page_count;
@@ -257,25 +258,22 @@ struct SqliteStore::Statements {
          "INSERT OR REPLACE INTO sessions(client_id, protocol_version, expiry_interval, subscriptions) "
          "VALUES(?1, ?2, ?3, ?4)"},
         {&s->delete_session, "DELETE FROM sessions WHERE client_id = ?1"},
-        {&s->delete_session_queue, "DELETE FROM queued WHERE client_id = ?1"},
         {&s->delete_session_inbound, "DELETE FROM inbound_qos2 WHERE client_id = ?1"},
         {&s->upsert_retained,
          "INSERT OR REPLACE INTO retained(topic, qos, payload, payload_format, content_type, response_topic, "
          "correlation_data, user_properties, expires_at_ms, origin_client_id) "
          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
         {&s->delete_retained, "DELETE FROM retained WHERE topic = ?1"},
-        {&s->upsert_queued,
-         "INSERT OR REPLACE INTO queued(client_id, seq, qos, retain, subscription_ids, packet_id, stage, topic, "
-         "payload, message_qos, message_retain, payload_format, content_type, response_topic, correlation_data, "
-         "user_properties, expires_at_ms, origin_client_id) "
-         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"},
-        {&s->delete_queued, "DELETE FROM queued WHERE client_id = ?1 AND seq = ?2"},
+        {&s->insert_queued, "INSERT INTO queued(owner, seq, entry, purge_at_ms) VALUES(?1, ?2, ?3, ?4)"},
+        {&s->update_queued, "UPDATE queued SET entry = ?2, purge_at_ms = ?3 WHERE id = ?1"},
+        {&s->delete_queued, "DELETE FROM queued WHERE id = ?1"},
+        {&s->insert_owner, "INSERT INTO queue_owners(client_id) VALUES(?1)"},
+        {&s->delete_owner, "DELETE FROM queue_owners WHERE id = ?1"},
         {&s->insert_inbound, "INSERT OR IGNORE INTO inbound_qos2(client_id, packet_id) VALUES(?1, ?2)"},
         {&s->delete_inbound, "DELETE FROM inbound_qos2 WHERE client_id = ?1 AND packet_id = ?2"},
         {&s->purge_retained, "DELETE FROM retained WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1"},
         // Entries already sent stay: their QoS flow must complete whatever the expiry.
-        {&s->purge_queued,
-         "DELETE FROM queued WHERE stage = 0 AND expires_at_ms IS NOT NULL AND expires_at_ms <= ?1"},
+        {&s->purge_queued, "DELETE FROM queued WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= ?1"},
         {&s->insert_event,
          "INSERT OR REPLACE INTO stream_events(stream, event_offset, timestamp_ms, byte_start, topic, payload, qos, "
          "retain, payload_format, content_type, response_topic, correlation_data, user_properties, expires_at_ms, "
@@ -334,6 +332,8 @@ struct SqliteStore::Opened {
   std::unique_ptr<Statements> statements;
   sqlite::Database reader;
   std::unique_ptr<ReaderStatements> reader_statements;
+  bool incremental_vacuum = false;  // a file from before version 3 that kept its pointer maps
+  std::int64_t page_size = 1024;
 };
 
 struct SqliteStore::OpenFailure {
@@ -373,11 +373,11 @@ Expected<SqliteStore::Opened, SqliteStore::OpenFailure> SqliteStore::open_databa
     if (!objects) return failure(objects.error(), "schema");
     if (*objects != 0) return make_unexpected(OpenFailure{true, "tables of another application (schema version 0)"});
     // Only a new file: must precede the switch to WAL, which writes the file's header.
-    // The page size first: once auto_vacuum has been set, SQLite keeps the default size.
     // PRAGMA takes no bound parameters; the value is a number checked in open().
+    // No auto_vacuum: its pointer-map pages would be one more page written by nearly
+    // every commit that allocates a page; maintain() shrinks the file instead.
     if (auto r = db->exec(fmt::format("PRAGMA page_size = {}", o.page_size).c_str()); !r)
       return failure(r.error(), "page_size");
-    if (auto r = db->exec("PRAGMA auto_vacuum = INCREMENTAL"); !r) return failure(r.error(), "auto_vacuum");
   }
 
   auto mode = db->query_text("PRAGMA journal_mode = WAL");
@@ -398,8 +398,23 @@ Expected<SqliteStore::Opened, SqliteStore::OpenFailure> SqliteStore::open_databa
     }
   }
 
-  const char* sync = o.durability == Durability::fsync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
-  if (auto r = db->exec(sync); !r) return failure(r.error(), "synchronous");
+  // Files created before version 3 have incremental auto-vacuum; going to version 3
+  // rewrote their queue anyway, so they also lose the pointer maps, once. If VACUUM
+  // cannot run (it needs the file's size again in free space), the file keeps them and
+  // still works.
+  auto auto_vacuum = db->query_int("PRAGMA auto_vacuum");
+  if (!auto_vacuum) return failure(auto_vacuum.error(), "auto_vacuum");
+  if (*version > 0 && *version < 3 && *auto_vacuum != 0) {
+    if (auto r = db->exec("PRAGMA auto_vacuum = NONE"); r) r = db->exec("VACUUM");
+    else log::warn(kLog, "cannot drop auto-vacuum: {}", sqlite::describe(r.error()));
+    auto_vacuum = db->query_int("PRAGMA auto_vacuum");
+    if (!auto_vacuum) return failure(auto_vacuum.error(), "auto_vacuum");
+  }
+
+  // NORMAL in both modes: a commit does not sync the WAL (checkpoints still sync it before
+  // copying, and the database file after). In fsync mode the sync thread makes commits
+  // durable, so the writer goes on with the next batch while the previous one syncs.
+  if (auto r = db->exec("PRAGMA synchronous = NORMAL"); !r) return failure(r.error(), "synchronous");
   auto page_size = db->query_int("PRAGMA page_size");
   if (!page_size) return failure(page_size.error(), "page_size");
   const auto checkpoint_pages = static_cast<int>(std::max<std::int64_t>(16, o.wal_checkpoint_bytes / *page_size));
@@ -426,7 +441,8 @@ Expected<SqliteStore::Opened, SqliteStore::OpenFailure> SqliteStore::open_databa
     return failure(reader->last_error(rc), "busy_timeout");
   auto reader_statements = ReaderStatements::prepare(*reader);
   if (!reader_statements) return failure(reader_statements.error(), "prepare reader");
-  return Opened{std::move(*db), std::move(*statements), std::move(*reader), std::move(*reader_statements)};
+  return Opened{std::move(*db), std::move(*statements), std::move(*reader), std::move(*reader_statements),
+                *auto_vacuum == 2, *page_size};
 }
 Expected<std::unique_ptr<SqliteStore>, std::string> SqliteStore::open(const Options& options) {
   if (!options.post_to_owner) return make_unexpected(std::string("store: post_to_owner is required"));
@@ -476,6 +492,8 @@ SqliteStore::SqliteStore(const Options& o, Opened opened, std::uint64_t damaged)
       damaged_moved_aside_(damaged),
       db_(std::move(opened.db)),
       statements_(std::move(opened.statements)),
+      incremental_vacuum_(opened.incremental_vacuum),
+      page_size_(opened.page_size),
       reader_(std::move(opened.reader)),
       reader_statements_(std::move(opened.reader_statements)) {
   // Expired messages go before the broker loads anything; nothing else runs yet.
@@ -484,6 +502,7 @@ SqliteStore::SqliteStore(const Options& o, Opened opened, std::uint64_t damaged)
   if (!commit_range(purge, 0, 1)) log::error(kLog, "purging expired messages at start-up failed");
   maintain();
   writer_ = std::thread([this] { writer_loop(); });
+  if (durability_ == Durability::fsync) syncer_ = std::thread([this] { syncer_loop(); });
 }
 
 SqliteStore::~SqliteStore() { close(); }
@@ -497,6 +516,14 @@ void SqliteStore::close() {
   }
   wake_writer_.notify_one();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(mutex_);
+    syncer_stopping_ = true;
+  }
+  wake_syncer_.notify_one();
+  if (syncer_.joinable()) syncer_.join();  // after the last callbacks' sync
+  if (wal_fd_ >= 0) ::close(wal_fd_);
+  wal_fd_ = -1;
   reader_statements_.reset();
   reader_.close();
   std::lock_guard db_lock(db_mutex_);
@@ -745,12 +772,21 @@ void SqliteStore::purge_expired() {
 void SqliteStore::when_durable(std::function<void()> fn) {
   std::unique_lock lock(mutex_);
   if (stopping_) return;  // closed: nothing will be written any more
-  if (pending_.empty() && !writer_busy_) {
-    // Everything issued so far is committed. Posted all the same, so the caller's
-    // control flow does not depend on the store's timing.
+  if (pending_.empty() && !writer_busy_ && awaiting_sync_.empty() && !syncing_ &&
+      commits_synced_ == commits_written_.load(std::memory_order_relaxed)) {
+    // Everything issued so far is committed (and, in fsync mode, synced). Posted all the
+    // same, so the caller's control flow does not depend on the store's timing.
     lock.unlock();
     callbacks_posted_.fetch_add(1, std::memory_order_relaxed);
     post_to_owner_(std::move(fn));
+    return;
+  }
+  if (pending_.empty() && !writer_busy_) {
+    // Everything issued so far is committed but not all of it synced: the next sync,
+    // which starts after this, covers it. Queued behind the callbacks waiting for it.
+    awaiting_sync_.push_back(std::move(fn));
+    lock.unlock();
+    wake_syncer_.notify_one();
     return;
   }
   pending_.callbacks.push_back(Callback{pending_.ops.size(), std::move(fn)});
@@ -835,18 +871,92 @@ void SqliteStore::process(Batch& batch) {
 
 void SqliteStore::post_callbacks(std::vector<Callback>& callbacks, std::size_t begin, std::size_t end) {
   if (begin >= end) return;
-  callbacks_posted_.fetch_add(end - begin, std::memory_order_relaxed);
-  if (end - begin == 1) {
-    post_to_owner_(std::move(callbacks[begin].fn));
+  if (durability_ == Durability::fsync) {
+    // Committed, not yet durable: the sync thread posts them after its next fdatasync,
+    // which starts after this commit was written.
+    {
+      std::lock_guard lock(mutex_);
+      for (std::size_t i = begin; i < end; ++i) awaiting_sync_.push_back(std::move(callbacks[i].fn));
+    }
+    wake_syncer_.notify_one();
     return;
   }
-  // One post for the whole group: one wake-up of the owner instead of one per callback.
   std::vector<std::function<void()>> fns;
   fns.reserve(end - begin);
   for (std::size_t i = begin; i < end; ++i) fns.push_back(std::move(callbacks[i].fn));
+  post_group(std::move(fns));
+}
+
+void SqliteStore::post_group(std::vector<std::function<void()>> fns) {
+  if (fns.empty()) return;
+  callbacks_posted_.fetch_add(fns.size(), std::memory_order_relaxed);
+  if (fns.size() == 1) {
+    post_to_owner_(std::move(fns.front()));
+    return;
+  }
+  // One post for the whole group: one wake-up of the owner instead of one per callback.
   post_to_owner_([fns = std::move(fns)] {
     for (const auto& fn : fns) fn();
   });
+}
+
+// ---- sync thread (fsync mode) ----
+
+void SqliteStore::syncer_loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_syncer_.wait(lock, [&] { return syncer_stopping_ || !awaiting_sync_.empty(); });
+    if (awaiting_sync_.empty()) break;  // stopping, and every callback is posted
+    std::vector<std::function<void()>> group;
+    group.swap(awaiting_sync_);
+    // Every commit counted here was written before this read: the fdatasync below,
+    // which starts later, covers it, and every callback in `group` waits for one of them.
+    const std::uint64_t target = commits_written_.load(std::memory_order_relaxed);
+    syncing_ = true;
+    lock.unlock();
+    const auto started = Clock::now();
+    const bool synced = sync_wal();
+    // Commit latency in fsync mode: the last commit's write plus the sync that made it
+    // durable (what an acknowledgement waits for, beyond the batch's gathering).
+    const auto us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
+    const std::uint64_t latency = last_write_us_.load(std::memory_order_relaxed) + us;
+    last_commit_us_.store(latency, std::memory_order_relaxed);
+    total_commit_us_.fetch_add(us, std::memory_order_relaxed);
+    if (latency > max_commit_us_.load(std::memory_order_relaxed))
+      max_commit_us_.store(latency, std::memory_order_relaxed);
+    lock.lock();
+    syncing_ = false;
+    if (!synced) {
+      // Linux may have dropped the pages it could not write: nothing here is known to be
+      // on disk, so nothing is acknowledged (the clients resend after a reconnect).
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      log::error(kLog, "WAL sync failed; {} durability callbacks dropped", group.size());
+      continue;
+    }
+    commits_synced_ = target;
+    // Posted under the lock: a when_durable that finds everything synced posts after these.
+    post_group(std::move(group));
+  }
+}
+
+bool SqliteStore::sync_wal() {
+  if (wal_fd_ < 0) {
+    const std::string wal = path_.string() + "-wal";
+    wal_fd_ = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (wal_fd_ < 0) {
+      log::error(kLog, "cannot open {} to sync it: {}", wal, std::strerror(errno));
+      return false;
+    }
+  }
+  // The same inode as SQLite's descriptor (it never replaces the WAL while the database is
+  // open): fdatasync writes out every page of it, whichever descriptor dirtied them.
+  if (::fdatasync(wal_fd_) != 0) {
+    log::error(kLog, "fdatasync of the WAL failed: {}", std::strerror(errno));
+    return false;
+  }
+  fsyncs_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 bool SqliteStore::commit_with_retry(const std::vector<Op>& ops, std::size_t begin, std::size_t end) {
@@ -869,6 +979,7 @@ bool SqliteStore::commit_range(const std::vector<Op>& ops, std::size_t begin, st
   auto fail = [&](const char* what, int rc) {
     log::error(kLog, "transaction failed at {}: {}", what, sqlite::describe(db_.last_error(rc)));
     stream_bytes_end_.clear();  // may count appends that are rolled back: reread them
+    queue_index_stale_ = true;  // may hold rows that are rolled back
     if (sqlite3_get_autocommit(db_.handle()) == 0) {
       const int rollback = s.rollback.step();
       s.rollback.reset();
@@ -893,11 +1004,14 @@ bool SqliteStore::commit_range(const std::vector<Op>& ops, std::size_t begin, st
   const auto us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
   commits_.fetch_add(1, std::memory_order_relaxed);
-  if (durability_ == Durability::fsync) fsyncs_.fetch_add(1, std::memory_order_relaxed);
+  if (durability_ == Durability::fsync) commits_written_.fetch_add(1, std::memory_order_relaxed);
   ops_written_.fetch_add(written, std::memory_order_relaxed);
-  last_commit_us_.store(us, std::memory_order_relaxed);
+  last_write_us_.store(us, std::memory_order_relaxed);
   total_commit_us_.fetch_add(us, std::memory_order_relaxed);
-  if (us > max_commit_us_.load(std::memory_order_relaxed)) max_commit_us_.store(us, std::memory_order_relaxed);
+  if (durability_ != Durability::fsync) {  // in fsync mode the sync thread adds the sync
+    last_commit_us_.store(us, std::memory_order_relaxed);
+    if (us > max_commit_us_.load(std::memory_order_relaxed)) max_commit_us_.store(us, std::memory_order_relaxed);
+  }
   if (written > max_batch_.load(std::memory_order_relaxed)) max_batch_.store(written, std::memory_order_relaxed);
   total_batch_.fetch_add(written, std::memory_order_relaxed);
   std::size_t bucket = 0;
@@ -915,12 +1029,81 @@ std::int64_t SqliteStore::wall_ms(Clock::time_point t) const {
   return now_wall_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(t - steady_now_()).count();
 }
 
+namespace {
+bool seq_before(const std::pair<std::uint64_t, std::int64_t>& row, std::uint64_t seq) { return row.first < seq; }
+}  // namespace
+
+SqliteStore::QueueRows::iterator SqliteStore::find_queue_row(QueueRows& rows, std::uint64_t seq) {
+  const auto it = std::lower_bound(rows.begin(), rows.end(), seq, seq_before);
+  return it != rows.end() && it->first == seq ? it : rows.end();
+}
+
+void SqliteStore::add_queue_row(QueueRows& rows, std::uint64_t seq, std::int64_t id) {
+  // A session's new entries come with growing seqs: almost always an append.
+  if (rows.empty() || rows.back().first < seq) {
+    rows.emplace_back(seq, id);
+    return;
+  }
+  const auto it = std::lower_bound(rows.begin(), rows.end(), seq, seq_before);
+  if (it != rows.end() && it->first == seq)
+    it->second = id;
+  else
+    rows.emplace(it, seq, id);
+}
+
+std::int64_t SqliteStore::owner_id(const std::string& client_id, bool create) {
+  if (auto it = owner_ids_.find(client_id); it != owner_ids_.end()) return it->second;
+  if (!create) return 0;
+  sqlite::Statement& insert = statements_->insert_owner;
+  const int bound = insert.bind_text(1, client_id);
+  const int rc = bound == SQLITE_OK ? insert.step() : bound;
+  insert.reset();
+  if (rc != SQLITE_DONE) return -1;
+  const std::int64_t id = sqlite3_last_insert_rowid(db_.handle());
+  owner_ids_.emplace(client_id, id);
+  return id;
+}
+
+bool SqliteStore::load_queue_index() {
+  owner_ids_.clear();
+  queue_rows_.clear();
+  auto owners = db_.prepare("SELECT id, client_id FROM queue_owners", false);
+  auto rows = db_.prepare("SELECT owner, seq, id FROM queued", false);
+  if (!owners || !rows) {
+    log::error(kLog, "cannot read the queue index: {}", sqlite::describe(owners ? rows.error() : owners.error()));
+    return false;
+  }
+  int rc;
+  while ((rc = owners->step()) == SQLITE_ROW) owner_ids_.emplace(owners->column_bytes(1), owners->column_int64(0));
+  if (rc == SQLITE_DONE) {
+    while ((rc = rows->step()) == SQLITE_ROW) {
+      QueueRows& r = queue_rows_[rows->column_int64(0)];
+      const auto seq = static_cast<std::uint64_t>(rows->column_int64(1));
+      const std::int64_t id = rows->column_int64(2);
+      // Row ids follow insertion, which follows seq within a session: sorted already but
+      // for the rare entry whose seq arrived late.
+      if (r.empty() || r.back().first < seq)
+        r.emplace_back(seq, id);
+      else
+        add_queue_row(r, seq, id);
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    log::error(kLog, "cannot read the queue index: {}", sqlite::describe(db_.last_error(rc)));
+    return false;
+  }
+  queue_index_stale_ = false;
+  return true;
+}
+
 bool SqliteStore::run_op(const Op& op) {
   Statements& s = *statements_;
   BindStatus bind;
   sqlite::Statement* stmt = nullptr;
   std::string scratch;  // encoded blob bound SQLITE_STATIC: lives until the step below
-  std::string what;     // names the row in a warning
+  std::function<std::string()> what;  // names the row in a warning (built only then)
+  // A queue row being inserted: its (seq, row id) joins the index once the insert is done.
+  std::optional<std::pair<std::deque<std::pair<std::uint64_t, std::int64_t>>*, std::uint64_t>> inserted_queue_row;
 
   if (auto* session = std::get_if<broker::SessionRecord>(&op.data)) {
     stmt = &s.upsert_session;
@@ -929,48 +1112,80 @@ bool SqliteStore::run_op(const Op& op) {
     bind(stmt->bind_int64(2, static_cast<std::int64_t>(session->version)));
     bind(stmt->bind_int64(3, session->session_expiry_interval));
     bind(stmt->bind_blob(4, scratch));
-    what = "session " + printable(session->client_id);
+    what = [session] { return "session " + printable(session->client_id); };
   } else if (auto* removal = std::get_if<RemoveSession>(&op.data)) {
-    // Three deletes; the session row goes last so a reader never sees a queue whose
-    // session is gone.
-    for (sqlite::Statement* d : {&s.delete_session_queue, &s.delete_session_inbound, &s.delete_session}) {
+    // The queue first, then the rest; the session row goes last so a reader never sees
+    // a queue whose session is gone.
+    auto run = [&](sqlite::Statement& d, auto&& bind_key) {
       BindStatus b;
-      b(d->bind_text(1, removal->client_id));
-      const int rc = b.code == SQLITE_OK ? d->step() : b.code;
+      b(bind_key(d));
+      const int rc = b.code == SQLITE_OK ? d.step() : b.code;
       if (rc == SQLITE_DONE) rows_changed_.fetch_add(static_cast<std::uint64_t>(db_.changes()));
-      d->reset();
-      if (rc != SQLITE_DONE) return false;
+      d.reset();
+      return rc == SQLITE_DONE;
+    };
+    if (queue_index_stale_ && !load_queue_index()) return false;
+    const std::int64_t owner = owner_id(removal->client_id, false);
+    if (owner < 0) return false;
+    if (owner > 0) {
+      if (auto rows = queue_rows_.find(owner); rows != queue_rows_.end()) {
+        for (const auto& [seq, id] : rows->second)
+          if (!run(s.delete_queued, [id](sqlite::Statement& d) { return d.bind_int64(1, id); })) return false;
+        queue_rows_.erase(rows);
+      }
+      if (!run(s.delete_owner, [owner](sqlite::Statement& d) { return d.bind_int64(1, owner); })) return false;
+      owner_ids_.erase(removal->client_id);
     }
+    for (sqlite::Statement* d : {&s.delete_session_inbound, &s.delete_session})
+      if (!run(*d, [removal](sqlite::Statement& st) { return st.bind_text(1, removal->client_id); })) return false;
     return true;
   } else if (auto* retained = std::get_if<broker::MessagePtr>(&op.data)) {
     const broker::Message& m = **retained;
     stmt = &s.upsert_retained;
     bind_message(*stmt, kRetainedParams, m, m.expires_at ? std::optional(wall_ms(*m.expires_at)) : std::nullopt,
                  bind);
-    what = "retained message on " + printable(m.topic);
+    what = [&m] { return "retained message on " + printable(m.topic); };
   } else if (auto* unretain = std::get_if<RemoveRetained>(&op.data)) {
     stmt = &s.delete_retained;
     bind(stmt->bind_text(1, unretain->topic));
   } else if (auto* queued = std::get_if<broker::QueuedRecord>(&op.data)) {
-    stmt = &s.upsert_queued;
-    scratch = records::encode_subscription_ids(queued->subscription_ids);
-    bind(stmt->bind_text(1, queued->client_id));
-    bind(stmt->bind_int64(2, static_cast<std::int64_t>(queued->seq)));
-    bind(stmt->bind_int64(3, static_cast<std::int64_t>(queued->qos)));
-    bind(stmt->bind_int64(4, queued->retain ? 1 : 0));
-    bind(stmt->bind_blob(5, scratch));
-    bind(stmt->bind_int64(6, queued->packet_id));
-    bind(stmt->bind_int64(7, static_cast<std::int64_t>(queued->stage)));
-    if (queued->message) {
-      const broker::Message& m = *queued->message;
-      bind_message(*stmt, kQueuedParams, m, m.expires_at ? std::optional(wall_ms(*m.expires_at)) : std::nullopt,
-                   bind);
-    }  // else every message parameter stays NULL (cleared at the last reset)
-    what = fmt::format("queue entry {} of {}", queued->seq, printable(queued->client_id));
+    if (queue_index_stale_ && !load_queue_index()) return false;
+    const std::int64_t owner = owner_id(queued->client_id, true);
+    if (owner < 0) return false;
+    std::optional<std::int64_t> expires_at_ms;
+    if (queued->message && queued->message->expires_at) expires_at_ms = wall_ms(*queued->message->expires_at);
+    scratch = records::encode_queue_entry(*queued, expires_at_ms);
+    // Only an entry not sent yet may be purged when it expires.
+    const auto purge_at_ms = queued->stage == broker::QueuedRecord::Stage::queued ? expires_at_ms : std::nullopt;
+    auto& rows = queue_rows_[owner];
+    const auto row = find_queue_row(rows, queued->seq);
+    if (row != rows.end()) {
+      stmt = &s.update_queued;
+      bind(stmt->bind_int64(1, row->second));
+      bind(stmt->bind_blob(2, scratch));
+      bind(purge_at_ms ? stmt->bind_int64(3, *purge_at_ms) : stmt->bind_null(3));
+    } else {
+      stmt = &s.insert_queued;
+      bind(stmt->bind_int64(1, owner));
+      bind(stmt->bind_int64(2, static_cast<std::int64_t>(queued->seq)));
+      bind(stmt->bind_blob(3, scratch));
+      bind(purge_at_ms ? stmt->bind_int64(4, *purge_at_ms) : stmt->bind_null(4));
+      inserted_queue_row = std::pair(&rows, queued->seq);
+    }
+    what = [queued] { return fmt::format("queue entry {} of {}", queued->seq, printable(queued->client_id)); };
   } else if (auto* unqueue = std::get_if<RemoveQueued>(&op.data)) {
+    // An entry this store never wrote (saved and removed within one batch, or already
+    // gone) costs no statement at all.
+    if (queue_index_stale_ && !load_queue_index()) return false;
+    const std::int64_t owner = owner_id(unqueue->client_id, false);
+    if (owner < 0) return false;
+    auto rows = queue_rows_.find(owner);
+    if (owner == 0 || rows == queue_rows_.end()) return true;
+    const auto row = find_queue_row(rows->second, unqueue->seq);
+    if (row == rows->second.end()) return true;
     stmt = &s.delete_queued;
-    bind(stmt->bind_text(1, unqueue->client_id));
-    bind(stmt->bind_int64(2, static_cast<std::int64_t>(unqueue->seq)));
+    bind(stmt->bind_int64(1, row->second));
+    rows->second.erase(row);
   } else if (auto* inbound = std::get_if<InboundQos2>(&op.data)) {
     stmt = inbound->save ? &s.insert_inbound : &s.delete_inbound;
     bind(stmt->bind_text(1, inbound->client_id));
@@ -979,6 +1194,7 @@ bool SqliteStore::run_op(const Op& op) {
     return run_stream_op(op);
   } else {
     const std::int64_t now = now_wall_ms();
+    bool purged_queue_rows = false;
     for (sqlite::Statement* d : {&s.purge_retained, &s.purge_queued}) {
       BindStatus b;
       b(d->bind_int64(1, now));
@@ -987,20 +1203,27 @@ bool SqliteStore::run_op(const Op& op) {
         const auto n = static_cast<std::uint64_t>(db_.changes());
         rows_changed_.fetch_add(n, std::memory_order_relaxed);
         expired_removed_.fetch_add(n, std::memory_order_relaxed);
+        purged_queue_rows = purged_queue_rows || (n > 0 && d == &s.purge_queued);
       }
       d->reset();
       if (rc != SQLITE_DONE) return false;
     }
+    // Rare: the index is read again from the table before the next queue write.
+    if (purged_queue_rows) queue_index_stale_ = true;
     return true;
   }
 
   const int rc = bind.code == SQLITE_OK ? stmt->step() : bind.code;
-  if (rc == SQLITE_DONE) rows_changed_.fetch_add(static_cast<std::uint64_t>(db_.changes()), std::memory_order_relaxed);
+  if (rc == SQLITE_DONE) {
+    rows_changed_.fetch_add(static_cast<std::uint64_t>(db_.changes()), std::memory_order_relaxed);
+    if (inserted_queue_row)
+      add_queue_row(*inserted_queue_row->first, inserted_queue_row->second, sqlite3_last_insert_rowid(db_.handle()));
+  }
   stmt->reset();
   if (rc == SQLITE_DONE) return true;
   if (is_op_specific(rc) && sqlite3_get_autocommit(db_.handle()) == 0) {
     // This row cannot be stored (too big, say); the others of the batch still can.
-    log::error(kLog, "cannot store {}: {}", what, sqlite::describe(db_.last_error(rc)));
+    log::error(kLog, "cannot store {}: {}", what ? what() : std::string("a row"), sqlite::describe(db_.last_error(rc)));
     return true;
   }
   return false;
@@ -1103,9 +1326,25 @@ void SqliteStore::maintain() {
     log::warn(kLog, "cannot read the free page count: {}", sqlite::describe(db_.last_error()));
     return;
   }
-  if (free_pages < 256 || free_pages * 4 < pages) return;
-  if (auto r = db_.exec("PRAGMA incremental_vacuum"); !r) {
-    log::warn(kLog, "incremental vacuum failed: {}", sqlite::describe(r.error()));
+  if (incremental_vacuum_) {
+    if (free_pages < 256 || free_pages * 4 < pages) return;
+    if (auto r = db_.exec("PRAGMA incremental_vacuum"); !r) {
+      log::warn(kLog, "incremental vacuum failed: {}", sqlite::describe(r.error()));
+      return;
+    }
+    vacuums_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Without auto-vacuum, shrinking is a VACUUM: it rewrites what is live, and the writer
+  // waits for it. So only when at least three quarters of the file are free and what is
+  // live is small (kVacuumLiveBytes): the pause stays short and the bytes it writes few.
+  // A large file with much live data keeps its free pages, which later writes reuse:
+  // the file stays at the high-water mark of its live data until that data is small.
+  // Row ids (INTEGER PRIMARY KEY) survive VACUUM, so the queue's index stays valid.
+  const std::int64_t live = pages - free_pages;
+  if (free_pages < 256 || free_pages < 3 * live || live * page_size_ > kVacuumLiveBytes) return;
+  if (auto r = db_.exec("VACUUM"); !r) {
+    log::warn(kLog, "vacuum failed: {}", sqlite::describe(r.error()));
     return;
   }
   vacuums_.fetch_add(1, std::memory_order_relaxed);
@@ -1183,58 +1422,73 @@ std::vector<broker::QueuedRecord> SqliteStore::load_queued() {
   std::vector<broker::QueuedRecord> out;
   std::lock_guard db_lock(db_mutex_);
   if (!db_) return out;
-  auto stmt = db_.prepare(
-      "SELECT client_id, seq, qos, retain, subscription_ids, packet_id, stage, topic, payload, message_qos, "
-      "message_retain, payload_format, content_type, response_topic, correlation_data, user_properties, "
-      "expires_at_ms, origin_client_id FROM queued ORDER BY client_id, seq",
-      false);
-  if (!stmt) {
-    log::error(kLog, "cannot load queued messages: {}", sqlite::describe(stmt.error()));
+  // One scan serves the load and the writer's index (which holds every row, readable or
+  // not: a later save of the same key must replace the row, not add a second). Rows come
+  // in row id order, which is each session's seq order but for entries that arrived late;
+  // sorted here, not by SQL (there is no index on (owner, seq) to sort by).
+  auto owners = db_.prepare("SELECT id, client_id FROM queue_owners", false);
+  auto stmt = db_.prepare("SELECT owner, seq, entry, id FROM queued", false);
+  if (!owners || !stmt) {
+    log::error(kLog, "cannot load queued messages: {}", sqlite::describe(owners ? stmt.error() : owners.error()));
+    return out;
+  }
+  std::unordered_map<std::int64_t, std::string> client_ids;
+  owner_ids_.clear();
+  queue_rows_.clear();
+  queue_index_stale_ = true;
+  int rc;
+  while ((rc = owners->step()) == SQLITE_ROW) {
+    client_ids.emplace(owners->column_int64(0), owners->column_bytes(1));
+    owner_ids_.emplace(owners->column_bytes(1), owners->column_int64(0));
+  }
+  if (rc != SQLITE_DONE) {
+    log::error(kLog, "cannot load queue owners: {}", sqlite::describe(db_.last_error(rc)));
     return out;
   }
   using Stage = broker::QueuedRecord::Stage;
   const TimeBase time{steady_now_(), now_wall_ms()};
-  int rc;
   while ((rc = stmt->step()) == SQLITE_ROW) {
+    const std::int64_t owner_id = stmt->column_int64(0);
+    add_queue_row(queue_rows_[owner_id], static_cast<std::uint64_t>(stmt->column_int64(1)), stmt->column_int64(3));
+    const auto client = client_ids.find(owner_id);
+    if (client == client_ids.end()) continue;  // no owner: not a queue this store can name
     RowReader row(*stmt);
-    broker::QueuedRecord r;
-    r.client_id = row.utf8(0, "client id");
-    r.seq = static_cast<std::uint64_t>(row.integer(1, "seq", INT64_MIN, INT64_MAX));
-    r.qos = static_cast<mqtt::QoS>(row.integer(2, "qos", 0, 2));
-    r.retain = row.integer(3, "retain", 0, 1) != 0;
-    if (auto ids = records::decode_subscription_ids(row.bytes(4, "subscription ids")))
-      r.subscription_ids = std::move(*ids);
-    else
-      row.fail("subscription ids are malformed");
-    r.packet_id = static_cast<std::uint16_t>(row.integer(5, "packet id", 0, 0xFFFF));
-    r.stage = static_cast<Stage>(row.integer(6, "stage", 0, 3));
+    std::string client_id = client->second;
+    if (!is_valid_mqtt_utf8(client_id)) row.fail("client id is not valid UTF-8");
+    const auto seq = static_cast<std::uint64_t>(row.integer(1, "seq", INT64_MIN, INT64_MAX));
+    const std::string bytes = row.bytes(2, "entry");
+    std::optional<records::QueueEntry> entry;
     if (row.ok()) {
-      // The stage, QoS and packet id must tell one consistent story, or the broker would
-      // resume a flow that cannot exist.
-      const bool consistent =
-          r.stage == Stage::queued ? r.packet_id == 0
-          : r.stage == Stage::awaiting_puback
-              ? r.qos == mqtt::QoS::at_least_once && r.packet_id != 0
-              : r.qos == mqtt::QoS::exactly_once && r.packet_id != 0;
-      if (!consistent) row.fail("stage, qos and packet id disagree");
-    }
-    if (row.ok() && !row.is_null(kQueuedColumns.topic)) {
-      if (auto message = read_message(row, kQueuedColumns, time)) r.message = std::move(*message);
-    } else if (row.ok() && r.stage != Stage::awaiting_pubcomp) {
-      row.fail("no message");
+      std::string problem;
+      entry = records::decode_queue_entry(bytes, problem);
+      if (!entry) row.fail(std::move(problem));
     }
     if (!row.ok()) {
       rows_skipped_.fetch_add(1, std::memory_order_relaxed);
-      log::warn(kLog, "skipping queue entry {} of {}: {}", stmt->column_int64(1), printable(stmt->column_bytes(0)),
+      log::warn(kLog, "skipping queue entry {} of {}: {}", stmt->column_int64(1), printable(client->second),
                 row.problem());
       continue;
+    }
+    broker::QueuedRecord& r = entry->record;
+    r.client_id = std::move(client_id);
+    r.seq = seq;
+    if (r.message && entry->expires_at_ms) {
+      auto m = std::const_pointer_cast<broker::Message>(r.message);
+      m->expires_at = time.to_steady(*entry->expires_at_ms);
     }
     // Not sent yet and expired: it would be dropped at once (and is purged on disk).
     if (r.stage == Stage::queued && r.message && r.message->expires_at && *r.message->expires_at <= time.steady)
       continue;
     out.push_back(std::move(r));
   }
-  if (rc != SQLITE_DONE) log::error(kLog, "loading queued messages stopped: {}", sqlite::describe(db_.last_error(rc)));
+  if (rc != SQLITE_DONE)
+    log::error(kLog, "loading queued messages stopped: {}", sqlite::describe(db_.last_error(rc)));
+  else
+    queue_index_stale_ = false;
+  auto by_key = [](const broker::QueuedRecord& a, const broker::QueuedRecord& b) {
+    return a.client_id != b.client_id ? a.client_id < b.client_id : a.seq < b.seq;
+  };
+  if (!std::is_sorted(out.begin(), out.end(), by_key)) std::sort(out.begin(), out.end(), by_key);
   return out;
 }
 

@@ -7,8 +7,10 @@
 // writes gather into the next batch. A batch is committed once the previous commit has
 // finished, `max_commit_delay` has passed since its first write and `min_commit_interval`
 // since the previous commit began, or as soon as it holds `commit_bytes` of messages or
-// `max_batch_ops` writes; a transaction never holds more than `max_batch_ops` writes. After each commit the writer posts, through `post_to_owner`, the when_durable
-// callbacks whose writes that commit covered, in registration order.
+// `max_batch_ops` writes; a transaction never holds more than `max_batch_ops` writes.
+// After each commit the writer posts, through `post_to_owner`, the when_durable callbacks
+// whose writes that commit covered, in registration order (in fsync mode it hands them to
+// the sync thread, which posts them once the commit is synced; see Durability modes).
 //
 // Coalescing. Within the batch not yet taken by the writer, a write that a later write
 // makes pointless is dropped: a queue entry saved and then removed (a QoS 1 message
@@ -17,10 +19,13 @@
 // costs a B-tree lookup and no page write when the row was never committed), so the
 // outcome is the same as running every write in order.
 //
-// Durability modes: `fsync` runs with synchronous=FULL (the WAL is synced at every
-// commit: survives power loss) and defers acknowledgements; `batch` runs with
-// synchronous=NORMAL (survives a crash of the process, not of the machine) and lets the
-// broker acknowledge at once. Both group commits the same way.
+// Durability modes: `fsync` defers acknowledgements until the commit that holds the
+// writes is synced (survives power loss); `batch` (survives a crash of the process, not of
+// the machine) lets the broker acknowledge at once. Both group commit the same way and run
+// with synchronous=NORMAL: a commit only writes the WAL. In fsync mode a sync thread then
+// runs fdatasync on the WAL and posts the callbacks of every commit written before that
+// fdatasync began, so the writer writes the next batch while the previous one syncs (the
+// fsync no longer sits between two batches), and one fdatasync may cover several commits.
 //
 // Damage. Opening never fails because of what the file holds: a file that is not a
 // database, fails `PRAGMA quick_check`, or has a schema version newer than this build is
@@ -64,7 +69,7 @@ enum class Durability { fsync, batch };
 
 struct Metrics {
   std::uint64_t commits = 0;              // transactions committed
-  std::uint64_t fsyncs = 0;               // commits that synced the WAL (fsync mode)
+  std::uint64_t fsyncs = 0;               // fdatasyncs of the WAL (fsync mode); one may cover several commits
   std::uint64_t ops_submitted = 0;        // writes the broker issued
   std::uint64_t ops_coalesced = 0;        // writes dropped because a later one superseded them
   std::uint64_t ops_written = 0;          // statements run in committed transactions
@@ -73,8 +78,8 @@ struct Metrics {
   std::uint64_t write_errors = 0;         // failed transactions (retried)
   std::uint64_t rows_skipped = 0;         // unreadable rows skipped while loading
   std::uint64_t expired_removed = 0;      // expired messages deleted
-  std::uint64_t vacuums = 0;              // incremental vacuum runs
-  std::uint64_t last_commit_us = 0;       // latency of the last commit (BEGIN to COMMIT done)
+  std::uint64_t vacuums = 0;              // vacuum runs (shrinking the file)
+  std::uint64_t last_commit_us = 0;       // latency of the last commit (BEGIN to COMMIT done; fsync mode: and synced)
   std::uint64_t avg_commit_us = 0;
   std::uint64_t max_commit_us = 0;
   std::uint64_t max_batch_ops = 0;        // largest transaction, in writes
@@ -90,14 +95,19 @@ class SqliteStore final : public broker::Store {
     Durability durability = Durability::fsync;
     std::chrono::milliseconds max_commit_delay{2};
     // Commits start at least this far apart while writes keep coming, so that under a
-    // steady trickle each commit (whose floor is a few pages of WAL, whatever it holds)
-    // carries many messages: bytes written per message, and flash wear, stay low. A write
-    // after a quiet spell is not held back by it. Zero: no spacing.
-    std::chrono::milliseconds min_commit_interval{25};
+    // steady trickle each commit (whose floor is about 7 KiB written: page 1, the queue's
+    // parent page, the partly filled last leaf, and the file system's 4 KiB block of the
+    // WAL that the previous commit left partly filled) carries many messages: bytes
+    // written per message, and flash wear, stay low. 75 ms lets a 1,000 msg/s stream of
+    // 100-byte messages queued for an offline session stay under 4x its payload bytes
+    // (docs/benchmarks.md); 25 ms costs about 1.6x that. A write after a quiet spell is
+    // not held back by it. Zero: no spacing.
+    std::chrono::milliseconds min_commit_interval{75};
     // ... but a batch of at least commit_bytes / 4 to which no message was added for
     // this long is committed without waiting for the interval: its writers are waiting for it
-    // (publishers with full windows), not adding to it.
-    std::chrono::microseconds commit_quiet{1500};
+    // (publishers with full windows), not adding to it. Longer than the gaps of a steady
+    // stream of thousands of messages a second, short against a commit's fsync.
+    std::chrono::microseconds commit_quiet{500};
     // A batch holding this many bytes of messages is committed without waiting for the
     // delay or the interval: a full batch has nothing left to gain from waiting.
     std::size_t commit_bytes = 32 * 1024;
@@ -240,9 +250,22 @@ class SqliteStore final : public broker::Store {
   // Runs one write inside the open transaction; false when the transaction must stop.
   bool run_op(const Op& op);
   bool run_stream_op(const Op& op);
+  // The queue's index: (seq, row id) of a session's entries in seq order.
+  using QueueRows = std::deque<std::pair<std::uint64_t, std::int64_t>>;
+  static QueueRows::iterator find_queue_row(QueueRows& rows, std::uint64_t seq);
+  static void add_queue_row(QueueRows& rows, std::uint64_t seq, std::int64_t id);
+  // The owner id of a session's queue rows; 0 when it has none and `create` is false,
+  // -1 when the insert failed.
+  std::int64_t owner_id(const std::string& client_id, bool create);
+  // Reads the index from the tables (at open, and after a rollback or a purge).
+  bool load_queue_index();
   // The stream's payload byte count so far (what the next event's byte_start is).
   std::optional<std::uint64_t> stream_bytes_end(const std::string& stream);
   void post_callbacks(std::vector<Callback>& callbacks, std::size_t begin, std::size_t end);
+  void post_group(std::vector<std::function<void()>> fns);
+  // fsync mode: fdatasync the WAL for the callbacks of written commits, then post them.
+  void syncer_loop();
+  bool sync_wal();
   void maintain();
   std::int64_t wall_ms(std::chrono::steady_clock::time_point t) const;
   std::int64_t now_wall_ms() const;
@@ -265,6 +288,14 @@ class SqliteStore final : public broker::Store {
   sqlite::Database db_;
   std::unique_ptr<Statements> statements_;
   std::unordered_map<std::string, std::uint64_t> stream_bytes_end_;  // writer's running totals
+  // Where each queue entry is (the table has no index on (owner, seq): see schema.cpp):
+  // client id -> owner id, owner id -> its rows. A few bytes per queued message.
+  std::unordered_map<std::string, std::int64_t> owner_ids_;
+  std::unordered_map<std::int64_t, QueueRows> queue_rows_;
+  bool queue_index_stale_ = true;
+  const bool incremental_vacuum_;
+  const std::int64_t page_size_;
+  static constexpr std::int64_t kVacuumLiveBytes = 8 * 1024 * 1024;
 
   // Stream reads: the owner's thread only.
   sqlite::Database reader_;
@@ -285,6 +316,17 @@ class SqliteStore final : public broker::Store {
   std::unordered_map<std::string, std::size_t> session_index_;
   std::unordered_map<std::string, std::uint64_t> committed_stream_end_;  // stream -> last committed offset + 1
   bool writer_busy_ = false;  // the writer holds a batch it has not finished
+  // fsync mode: callbacks of written commits, waiting for the next sync; whether a sync
+  // runs; commits written by the writer, and the count the last sync covered.
+  std::vector<std::function<void()>> awaiting_sync_;
+  bool syncing_ = false;
+  bool syncer_stopping_ = false;
+  std::atomic<std::uint64_t> commits_written_{0};
+  std::atomic<std::uint64_t> last_write_us_{0};  // BEGIN to COMMIT done, of the last commit
+  std::uint64_t commits_synced_ = 0;
+  std::condition_variable wake_syncer_;
+  std::thread syncer_;
+  int wal_fd_ = -1;  // the sync thread's own descriptor of the WAL
   bool stopping_ = false;
   bool closed_ = false;       // owner's thread only
   std::thread writer_;
