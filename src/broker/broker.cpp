@@ -16,6 +16,7 @@
 #include <cinttypes>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "broker/session.hpp"
 #include "broker/stream_request.hpp"
@@ -65,8 +66,26 @@ struct Broker::Impl {
   BrokerStats stats;
   std::chrono::steady_clock::time_point started;
 
-  std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
-  std::unordered_map<std::string, std::unique_ptr<Session>> sessions;  // by client id
+  // Each connection lives in its map node (stable while it is in the map): one allocation
+  // per connection.
+  std::unordered_map<ConnectionId, Connection> connections;
+  // Sessions by client id. The elements are the sessions themselves, hashed by their own
+  // client id: no second copy of the id and a small node for every client.
+  struct ClientIdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+    std::size_t operator()(const std::unique_ptr<Session>& s) const noexcept { return (*this)(s->client_id()); }
+  };
+  struct ClientIdEqual {
+    using is_transparent = void;
+    static std::string_view id_of(std::string_view id) noexcept { return id; }
+    static std::string_view id_of(const std::unique_ptr<Session>& s) noexcept { return s->client_id(); }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return id_of(a) == id_of(b);
+    }
+  };
+  std::unordered_set<std::unique_ptr<Session>, ClientIdHash, ClientIdEqual> sessions;
   SessionSlots sessions_by_key;
   std::uint64_t assigned_id_counter = 0;
   SubscriptionTree tree;
@@ -120,7 +139,7 @@ struct Broker::Impl {
 
   Connection* find_connection(ConnectionId id) {
     auto it = connections.find(id);
-    return it == connections.end() ? nullptr : it->second.get();
+    return it == connections.end() ? nullptr : &it->second;
   }
 
   void send(Connection& conn, const mqtt::Packet& packet) {
@@ -183,8 +202,7 @@ struct Broker::Impl {
     const bool send_will = !graceful && !conn.will_cleared;
     if (conn.state == Connection::State::connected) policy.client_disconnected(conn.identity());
     if (conn.state == Connection::State::awaiting_connect) authenticating.erase(id);
-    auto owned = std::move(connections[id]);
-    connections.erase(id);
+    const auto owned = connections.extract(id);  // destroyed on return; `conn` is not used below
     --stats.connections_current;
     transport.close(id);
     if (session != nullptr) {
@@ -202,15 +220,15 @@ struct Broker::Impl {
     s->identity.client_id = client_id;
     s->version = version;
     Session& ref = *s;
-    sessions[client_id] = std::move(s);
+    sessions.insert(std::move(s));
     ++stats.sessions;
     return ref;
   }
 
   void destroy_session(Session& session) {
-    if (session.will_timer) {
-      timers.cancel(session.will_timer);
-      session.will_timer = 0;
+    if (session.will && session.will->timer) {
+      timers.cancel(session.will->timer);
+      session.will->timer = 0;
       publish_will(session);
     }
     if (session.expiry_timer) timers.cancel(session.expiry_timer);
@@ -218,8 +236,7 @@ struct Broker::Impl {
     store.remove_session(session.client_id());
     sessions_by_key.remove(session.key);
     --stats.sessions;
-    const std::string id = session.client_id();
-    sessions.erase(id);
+    if (const auto it = sessions.find(session.client_id()); it != sessions.end()) sessions.erase(it);
   }
 
   void persist_session(const Session& session) {
@@ -283,10 +300,10 @@ struct Broker::Impl {
         publish_will(session);
       } else {
         const SessionKey key = session.key;
-        session.will_timer = timers.schedule(std::chrono::seconds(delay), [this, key] {
+        session.will->timer = timers.schedule(std::chrono::seconds(delay), [this, key] {
           Session* s = sessions_by_key.find(key);
           if (s == nullptr) return;
-          s->will_timer = 0;
+          if (s->will) s->will->timer = 0;
           publish_will(*s);
         });
       }
@@ -349,7 +366,7 @@ struct Broker::Impl {
         store.remove_queued(q.client_id, q.seq);
         continue;
       }
-      Session& s = *it->second;
+      Session& s = **it;
       s.last_seq = std::max(s.last_seq, q.seq);
       Delivery d;
       d.message = std::move(q.message);
@@ -376,7 +393,7 @@ struct Broker::Impl {
     }
     for (auto& [client_id, packet_id] : store.load_inbound_qos2()) {
       auto it = sessions.find(client_id);
-      if (it != sessions.end()) it->second->inbound_qos2.push_back(packet_id);
+      if (it != sessions.end()) (*it)->inbound_qos2.push_back(packet_id);
     }
   }
 
@@ -1272,7 +1289,7 @@ struct Broker::Impl {
     bool session_present = false;
     Session* session = nullptr;
     if (auto it = sessions.find(client_id); it != sessions.end()) {
-      Session& old = *it->second;
+      Session& old = **it;
       if (old.connection != nullptr) {
         Connection& old_conn = *old.connection;
         log::info(kLog, "session {} taken over by {}", client_id, conn.identity().peer);
@@ -1283,17 +1300,16 @@ struct Broker::Impl {
       auto again = sessions.find(client_id);
       if (again != sessions.end()) {
         if (c.clean_start) {
-          destroy_session(*again->second);
+          destroy_session(**again);
         } else {
-          session = again->second.get();
+          session = again->get();
           session_present = true;
         }
       }
     }
     if (session == nullptr) session = &create_session(client_id, c.version);
-    if (session->will_timer) {
-      timers.cancel(session->will_timer);  // reconnected within the will delay: no will
-      session->will_timer = 0;
+    if (session->will && session->will->timer) {
+      timers.cancel(session->will->timer);  // reconnected within the will delay: no will
     }
     session->will.reset();
     if (session->expiry_timer) {
@@ -1319,7 +1335,8 @@ struct Broker::Impl {
       copy_properties(*m, c.will->properties);
       m->origin_client_id = client_id;
       session->will = std::make_unique<WillMessage>(WillMessage{
-          std::move(m), c.will->properties.will_delay_interval.value_or(0), c.will->properties.message_expiry_interval});
+          std::move(m), c.will->properties.will_delay_interval.value_or(0), c.will->properties.message_expiry_interval,
+          /*timer=*/0});
     }
 
     mqtt::Connack ack;
@@ -1769,14 +1786,15 @@ bool Broker::connection_opened(ConnectionId id, std::string peer, std::optional<
               b.shutting_down ? "shutting down" : "too many connections");
     return false;
   }
-  auto conn = std::make_unique<Connection>();
-  conn->id = id;
-  conn->own_identity = std::make_unique<ClientIdentity>();
-  conn->own_identity->peer = std::move(peer);
-  conn->own_identity->transport_identity = std::move(transport_identity);
-  conn->last_activity = b.clock.now();
-  b.set_deadline(*conn, conn->last_activity + b.config.connect_timeout);
-  b.connections.emplace(id, std::move(conn));
+  const auto [it, inserted] = b.connections.try_emplace(id);
+  if (!inserted) return false;  // the id is in use: the transport's mistake, refused
+  Connection& conn = it->second;
+  conn.id = id;
+  conn.own_identity = std::make_unique<ClientIdentity>();
+  conn.own_identity->peer = std::move(peer);
+  conn.own_identity->transport_identity = std::move(transport_identity);
+  conn.last_activity = b.clock.now();
+  b.set_deadline(conn, conn.last_activity + b.config.connect_timeout);
   ++b.stats.connections_current;
   ++b.stats.connections_total;
   return true;
@@ -1874,9 +1892,9 @@ void Broker::publish_internal(std::string_view topic, std::string_view payload, 
 std::vector<ClientInfo> Broker::clients() const {
   std::vector<ClientInfo> out;
   out.reserve(impl_->sessions.size());
-  for (const auto& [id, s] : impl_->sessions) {
+  for (const auto& s : impl_->sessions) {
     ClientInfo c;
-    c.client_id = id;
+    c.client_id = s->client_id();
     c.connected = s->connection != nullptr;
     if (s->connection != nullptr) c.peer = s->connection->identity().peer;
     c.protocol_version = static_cast<int>(s->version);
@@ -1893,9 +1911,9 @@ std::vector<ClientInfo> Broker::clients() const {
 
 std::vector<SubscriptionInfo> Broker::subscriptions() const {
   std::vector<SubscriptionInfo> out;
-  for (const auto& [id, s] : impl_->sessions) {
+  for (const auto& s : impl_->sessions) {
     for (const auto& [filter, sub] : s->subscriptions) {
-      out.push_back(SubscriptionInfo{id, filter, static_cast<int>(sub.options.qos), sub.subscription_id});
+      out.push_back(SubscriptionInfo{s->client_id(), filter, static_cast<int>(sub.options.qos), sub.subscription_id});
     }
   }
   std::sort(out.begin(), out.end(), [](const SubscriptionInfo& a, const SubscriptionInfo& b) {
@@ -1906,13 +1924,13 @@ std::vector<SubscriptionInfo> Broker::subscriptions() const {
 
 std::size_t Broker::queued_messages_total() const {
   std::size_t n = 0;
-  for (const auto& [_, s] : impl_->sessions) n += s->queue.size();
+  for (const auto& s : impl_->sessions) n += s->queue.size();
   return n;
 }
 
 std::size_t Broker::inflight_messages_total() const {
   std::size_t n = 0;
-  for (const auto& [_, s] : impl_->sessions) n += s->inflight.size();
+  for (const auto& s : impl_->sessions) n += s->inflight.size();
   return n;
 }
 

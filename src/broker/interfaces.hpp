@@ -55,14 +55,64 @@ class Clock {
   }
 };
 
+// An optional string that costs one pointer while unset: the std::optional<std::string>
+// interface the policy uses (test, dereference, value_or, comparison), with the string on
+// the heap when there is one.
+class RareString {
+ public:
+  // Implicit conversions, as std::optional<std::string> has them.
+  RareString() = default;
+  RareString(std::nullopt_t) {}
+  RareString(std::string value) : value_(std::make_unique<std::string>(std::move(value))) {}
+  RareString(const char* value) : value_(std::make_unique<std::string>(value)) {}
+  RareString(std::optional<std::string> value) {
+    if (value) value_ = std::make_unique<std::string>(std::move(*value));
+  }
+  RareString(const RareString& other) : value_(other.value_ ? std::make_unique<std::string>(*other.value_) : nullptr) {}
+  RareString(RareString&&) noexcept = default;
+  RareString& operator=(const RareString& other) {
+    if (this != &other) value_ = other.value_ ? std::make_unique<std::string>(*other.value_) : nullptr;
+    return *this;
+  }
+  RareString& operator=(RareString&&) noexcept = default;
+  ~RareString() = default;
+
+  bool has_value() const noexcept { return value_ != nullptr; }
+  explicit operator bool() const noexcept { return has_value(); }
+  const std::string& operator*() const { return *value_; }
+  std::string& operator*() { return *value_; }
+  const std::string* operator->() const { return value_.get(); }
+  std::string* operator->() { return value_.get(); }
+  const std::string& value() const {
+    if (!value_) throw std::bad_optional_access();
+    return *value_;
+  }
+  std::string value_or(std::string_view fallback) const { return value_ ? *value_ : std::string(fallback); }
+  void reset() noexcept { value_.reset(); }
+
+  friend bool operator==(const RareString& a, const RareString& b) {
+    return a.has_value() == b.has_value() && (!a.has_value() || *a == *b);
+  }
+  friend bool operator==(const RareString& a, std::string_view b) { return a.has_value() && *a == b; }
+  friend bool operator==(const RareString& a, const char* b) { return a.has_value() && *a == b; }
+  friend bool operator==(const RareString& a, std::nullopt_t) { return !a.has_value(); }
+
+ private:
+  std::unique_ptr<std::string> value_;
+};
+
 // The identity a connection presents (filled by net: TLS identity later).
+//
+// Every session keeps one, so its size is part of what each client costs: the fields that
+// most clients leave unset are RareString, one pointer while unset instead of the 40 bytes
+// of a std::optional<std::string>.
 struct ClientIdentity {
   std::string client_id;
-  std::optional<std::string> username;
+  RareString username;
   std::string peer;  // "ip:port"
   // The identity the transport established: a client certificate's CN or SAN (mTLS) or a
   // TLS-PSK identity. Empty for plain TCP.
-  std::optional<std::string> transport_identity;
+  RareString transport_identity;
 };
 
 // What the policy says of one inbound PUBLISH that the ACL allowed.

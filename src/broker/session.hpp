@@ -93,6 +93,29 @@ class LazyMap {
   std::unique_ptr<Map> m_;
 };
 
+// A vector that allocates nothing while empty (one pointer instead of three): the QoS 2
+// packet ids of a session, which most sessions never hold.
+template <class T>
+class LazyVector {
+ public:
+  using iterator = typename std::vector<T>::iterator;
+  bool empty() const noexcept { return !v_ || v_->empty(); }
+  std::size_t size() const noexcept { return v_ ? v_->size() : 0; }
+  iterator begin() { return v_ ? v_->begin() : iterator(); }
+  iterator end() { return v_ ? v_->end() : iterator(); }
+  void push_back(const T& value) {
+    if (!v_) v_ = std::make_unique<std::vector<T>>();
+    v_->push_back(value);
+  }
+  void erase(iterator it) {
+    v_->erase(it);
+    if (v_->empty()) v_.reset();
+  }
+
+ private:
+  std::unique_ptr<std::vector<T>> v_;
+};
+
 struct Session;
 
 // Sessions by key: one pointer each. A key is a slot index in its low 32 bits and a serial
@@ -189,6 +212,8 @@ struct WillMessage {
   MessagePtr message;
   std::uint32_t delay_seconds = 0;
   std::optional<std::uint32_t> message_expiry;  // seconds, from publication
+  // While the session is offline and the will waits for its delay (or the session's end).
+  Timers::Id timer = 0;
 };
 
 // Fields are ordered by size (no padding holes): one of these exists for every client.
@@ -210,10 +235,9 @@ struct Session {
 
   // QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL (§4.3.3:
   // session state, so that a retransmission is never routed twice).
-  std::vector<std::uint16_t> inbound_qos2;
+  LazyVector<std::uint16_t> inbound_qos2;
 
-  std::unique_ptr<WillMessage> will;
-  Timers::Id will_timer = 0;
+  std::unique_ptr<WillMessage> will;  // holds the will delay's timer, too
   Timers::Id expiry_timer = 0;
 
   // Scratch for routing: the route this session last took part in, and its slot there.

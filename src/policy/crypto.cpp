@@ -3,9 +3,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <limits>
 #include <stdexcept>
 
@@ -17,10 +19,17 @@ namespace {
 const unsigned char* bytes_of(std::string_view s) noexcept { return reinterpret_cast<const unsigned char*>(s.data()); }
 }  // namespace
 
+// Straight from the kernel's generator (which OpenSSL's own seeds from): the policy makes
+// its secrets at start-up, and asking OpenSSL would load its configuration and providers
+// in every ternd, including those that never use TLS or passwords.
 std::string random_bytes(std::size_t n) {
   std::string out(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
-    throw std::runtime_error("the system random generator failed");
+  std::size_t filled = 0;
+  while (filled < n) {
+    const ssize_t got = getrandom(out.data() + filled, n - filled, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw std::runtime_error("the system random generator failed");
+    filled += static_cast<std::size_t>(got);
   }
   return out;
 }
