@@ -21,15 +21,21 @@ def start_threaded(start_broker, config_toml=None):
     return broker
 
 
+def connected(broker, client_id, subscribe_to=None, qos=0):
+    """A raw MQTT 5.0 client, connected, and subscribed when a filter is given."""
+    client = broker.raw()
+    client.connect(client_id)
+    if subscribe_to is not None:
+        client.subscribe([(subscribe_to, qos)])
+    return client
+
+
 def test_the_configuration_key_starts_the_loops(start_broker):
     broker = start_broker("threads = 3\n", env_threads=False)
     broker.wait_log(r"connections shared among 3 threads")
-    subscriber = broker.raw()
-    subscriber.connect("cfg-sub")
-    subscriber.subscribe([("cfg/t", 1)])
-    publishers = [broker.raw() for _ in range(3)]
+    subscriber = connected(broker, "cfg-sub", "cfg/t", qos=1)
+    publishers = [connected(broker, f"cfg-pub-{n}") for n in range(3)]
     for n, publisher in enumerate(publishers):
-        publisher.connect(f"cfg-pub-{n}")
         publisher.publish("cfg/t", f"from {n}".encode(), qos=1)
     got = sorted(subscriber.recv_publish().payload for _ in publishers)
     assert got == [b"from 0", b"from 1", b"from 2"]
@@ -65,12 +71,8 @@ def test_fan_in_across_loops_keeps_every_publishers_order(start_broker, qos):
 
 def test_small_and_large_packets_reach_subscribers_on_both_loops(start_broker):
     broker = start_threaded(start_broker)
-    subscribers = [broker.raw() for _ in range(4)]
-    for n, subscriber in enumerate(subscribers):
-        subscriber.connect(f"size-sub-{n}")
-        subscriber.subscribe([("size/t", 1)])
-    publisher = broker.raw()
-    publisher.connect("size-pub")
+    subscribers = [connected(broker, f"size-sub-{n}", "size/t", qos=1) for n in range(4)]
+    publisher = connected(broker, "size-pub")
     # Small packets are copied between loops; large ones are shared among the receivers.
     payloads = [b"s", bytes(range(256)) * 3, b"L" * 200_000, b"t" * 900, b"M" * 70_000]
     for payload in payloads:
@@ -89,34 +91,25 @@ def test_takeover_from_the_other_loop_keeps_the_session(start_broker):
     assert connack.session_present
     packets = first.expect_close()
     assert [p.reason for p in packets if p.type == m.DISCONNECT] == [m.RC_SESSION_TAKEN_OVER], packets
-    publisher = broker.raw()
-    publisher.connect("roam-pub")
-    publisher.publish("roam/t", b"still subscribed", qos=1)
+    connected(broker, "roam-pub").publish("roam/t", b"still subscribed", qos=1)
     assert second.recv_publish().payload == b"still subscribed"
 
 
 def test_malformed_input_on_one_loop_closes_only_that_connection(start_broker):
     broker = start_threaded(start_broker)
-    subscriber = broker.raw()
-    subscriber.connect("steady-sub")
-    subscriber.subscribe([("steady/t", 0)])
-    attacker = broker.raw()  # the other loop
-    attacker.connect("attacker")
+    subscriber = connected(broker, "steady-sub", "steady/t")
+    attacker = connected(broker, "attacker")  # the other loop
     attacker.send(b"\x30\xff\xff\xff\xff\x01")  # a remaining length of five bytes
     expect_broker_disconnect(broker, attacker, [m.RC_MALFORMED_PACKET])
-    publisher = broker.raw()
-    publisher.connect("steady-pub")
-    publisher.publish("steady/t", b"unharmed")
+    connected(broker, "steady-pub").publish("steady/t", b"unharmed")
     assert subscriber.recv_publish().payload == b"unharmed"
 
 
 def test_a_packet_split_across_reads_is_put_together(start_broker):
     broker = start_threaded(start_broker)
-    subscriber = broker.raw()
-    subscriber.connect("split-sub")
-    subscriber.subscribe([("split/t", 1)])
-    publisher = broker.raw()  # the other loop: its partial packets wait on the broker's thread
-    publisher.connect("split-pub")
+    subscriber = connected(broker, "split-sub", "split/t", qos=1)
+    # The other loop: its partial packets wait on the broker's thread.
+    publisher = connected(broker, "split-pub")
     data = m.publish_packet("split/t", b"p" * 5000, 1, False, False, 7, None, m.V5)
     for start in range(0, len(data), 1000):
         publisher.send(data[start:start + 1000])
@@ -128,9 +121,7 @@ def test_a_packet_split_across_reads_is_put_together(start_broker):
 
 def test_sigterm_closes_the_connections_of_every_loop(start_broker):
     broker = start_threaded(start_broker)
-    clients = [broker.raw() for _ in range(4)]
-    for n, client in enumerate(clients):
-        client.connect(f"bye-{n}")
+    clients = [connected(broker, f"bye-{n}") for n in range(4)]
     broker.stop(expect_exit_code=0)
     for client in clients:
         packets = client.expect_close()
