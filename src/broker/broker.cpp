@@ -16,8 +16,8 @@
 #include <cinttypes>
 #include <tuple>
 #include <unordered_map>
-#include <unordered_set>
 
+#include "broker/pointer_table.hpp"
 #include "broker/session.hpp"
 #include "broker/stream_request.hpp"
 #include "broker/subscription_tree.hpp"
@@ -66,26 +66,18 @@ struct Broker::Impl {
   BrokerStats stats;
   std::chrono::steady_clock::time_point started;
 
-  // Each connection lives in its map node (stable while it is in the map): one allocation
-  // per connection.
-  std::unordered_map<ConnectionId, Connection> connections;
-  // Sessions by client id. The elements are the sessions themselves, hashed by their own
-  // client id: no second copy of the id and a small node for every client.
-  struct ClientIdHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
-    std::size_t operator()(const std::unique_ptr<Session>& s) const noexcept { return (*this)(s->client_id()); }
+  // Connections by id and sessions by client id: one allocation and one table slot each
+  // (a session's key is its own client id: no second copy).
+  struct ConnectionById {
+    static ConnectionId key(const Connection& c) noexcept { return c.id; }
+    static std::uint64_t hash(ConnectionId id) noexcept { return id; }
   };
-  struct ClientIdEqual {
-    using is_transparent = void;
-    static std::string_view id_of(std::string_view id) noexcept { return id; }
-    static std::string_view id_of(const std::unique_ptr<Session>& s) noexcept { return s->client_id(); }
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const noexcept {
-      return id_of(a) == id_of(b);
-    }
+  struct SessionByClientId {
+    static std::string_view key(const Session& s) noexcept { return s.client_id(); }
+    static std::uint64_t hash(std::string_view id) noexcept { return std::hash<std::string_view>{}(id); }
   };
-  std::unordered_set<std::unique_ptr<Session>, ClientIdHash, ClientIdEqual> sessions;
+  PointerTable<Connection, ConnectionById> connections;
+  PointerTable<Session, SessionByClientId> sessions;
   SessionSlots sessions_by_key;
   std::uint64_t assigned_id_counter = 0;
   SubscriptionTree tree;
@@ -137,9 +129,20 @@ struct Broker::Impl {
 
   // ---------------------------------------------------------------- helpers
 
+  // Store writes made in its scope are committed together (Store::begin_atomic).
+  class AtomicWrites {
+   public:
+    explicit AtomicWrites(Store& store) : store_(store) { store_.begin_atomic(); }
+    ~AtomicWrites() { store_.end_atomic(); }
+    AtomicWrites(const AtomicWrites&) = delete;
+    AtomicWrites& operator=(const AtomicWrites&) = delete;
+
+   private:
+    Store& store_;
+  };
+
   Connection* find_connection(ConnectionId id) {
-    auto it = connections.find(id);
-    return it == connections.end() ? nullptr : &it->second;
+    return connections.find(id);
   }
 
   void send(Connection& conn, const mqtt::Packet& packet) {
@@ -202,7 +205,7 @@ struct Broker::Impl {
     const bool send_will = !graceful && !conn.will_cleared;
     if (conn.state == Connection::State::connected) policy.client_disconnected(conn.identity());
     if (conn.state == Connection::State::awaiting_connect) authenticating.erase(id);
-    const auto owned = connections.extract(id);  // destroyed on return; `conn` is not used below
+    const auto owned = connections.erase(id);  // destroyed on return; `conn` is not used below
     --stats.connections_current;
     transport.close(id);
     if (session != nullptr) {
@@ -220,23 +223,23 @@ struct Broker::Impl {
     s->identity.client_id = client_id;
     s->version = version;
     Session& ref = *s;
-    sessions.insert(std::move(s));
+    sessions.insert(std::move(s));  // the id is not in use: callers looked
     ++stats.sessions;
     return ref;
   }
 
   void destroy_session(Session& session) {
-    if (session.will && session.will->timer) {
-      timers.cancel(session.will->timer);
-      session.will->timer = 0;
+    if (WillMessage* will = session.will(); will != nullptr && will->timer) {
+      timers.cancel(will->timer);
+      will->timer = 0;
       publish_will(session);
     }
-    if (session.expiry_timer) timers.cancel(session.expiry_timer);
+    if (session.expiry_timer()) timers.cancel(session.expiry_timer());
     for (auto& [filter, sub] : session.subscriptions) remove_from_tree(filter, session.key);
     store.remove_session(session.client_id());
     sessions_by_key.remove(session.key);
     --stats.sessions;
-    if (const auto it = sessions.find(session.client_id()); it != sessions.end()) sessions.erase(it);
+    sessions.erase(session.client_id());  // `session` is destroyed here
   }
 
   void persist_session(const Session& session) {
@@ -294,21 +297,21 @@ struct Broker::Impl {
 
   void session_went_offline(Session& session, bool send_will) {
     redispatch_shared(session);
-    if (send_will && session.will) {
-      const std::uint32_t delay = std::min(session.will->delay_seconds, session.expiry_interval);
+    if (WillMessage* will = session.will(); send_will && will != nullptr) {
+      const std::uint32_t delay = std::min(will->delay_seconds, session.expiry_interval);
       if (delay == 0) {
         publish_will(session);
       } else {
         const SessionKey key = session.key;
-        session.will->timer = timers.schedule(std::chrono::seconds(delay), [this, key] {
+        will->timer = timers.schedule(std::chrono::seconds(delay), [this, key] {
           Session* s = sessions_by_key.find(key);
           if (s == nullptr) return;
-          if (s->will) s->will->timer = 0;
+          if (WillMessage* w = s->will()) w->timer = 0;
           publish_will(*s);
         });
       }
     } else {
-      session.will.reset();
+      session.set_will(nullptr);
     }
     if (session.expiry_interval == 0) {
       destroy_session(session);
@@ -320,27 +323,28 @@ struct Broker::Impl {
   void schedule_expiry(Session& session) {
     if (session.expiry_interval == kNeverExpires) return;
     const SessionKey key = session.key;
-    session.expiry_timer = timers.schedule(std::chrono::seconds(session.expiry_interval), [this, key] {
+    session.set_expiry_timer(timers.schedule(std::chrono::seconds(session.expiry_interval), [this, key] {
       Session* found = sessions_by_key.find(key);
       if (found == nullptr) return;
       Session& s = *found;
-      s.expiry_timer = 0;
+      s.set_expiry_timer(0);
       if (s.connection == nullptr) {
         log::debug(kLog, "session {} expired", s.client_id());
         destroy_session(s);
       }
-    });
+    }));
   }
 
   void publish_will(Session& session) {
-    if (!session.will) return;
-    MessagePtr msg = session.will->message;
-    if (session.will->message_expiry) {  // the expiry runs from when the will is published
+    const WillMessage* will = session.will();
+    if (will == nullptr) return;
+    MessagePtr msg = will->message;
+    if (will->message_expiry) {  // the expiry runs from when the will is published
       auto copy = std::make_shared<Message>(*msg);
-      copy->expires_at = clock.now() + std::chrono::seconds(*session.will->message_expiry);
+      copy->expires_at = clock.now() + std::chrono::seconds(*will->message_expiry);
       msg = std::move(copy);
     }
-    session.will.reset();
+    session.set_will(nullptr);
     if (!policy.may_publish(session.identity, msg->topic)) {
       ++stats.dropped_not_authorized;
       return;
@@ -361,12 +365,12 @@ struct Broker::Impl {
       schedule_expiry(s);
     }
     for (QueuedRecord& q : store.load_queued()) {
-      auto it = sessions.find(q.client_id);
-      if (it == sessions.end()) {
+      Session* found = sessions.find(q.client_id);
+      if (found == nullptr) {
         store.remove_queued(q.client_id, q.seq);
         continue;
       }
-      Session& s = **it;
+      Session& s = *found;
       s.last_seq = std::max(s.last_seq, q.seq);
       Delivery d;
       d.message = std::move(q.message);
@@ -392,8 +396,7 @@ struct Broker::Impl {
       s.inflight.push_back(std::move(m));
     }
     for (auto& [client_id, packet_id] : store.load_inbound_qos2()) {
-      auto it = sessions.find(client_id);
-      if (it != sessions.end()) (*it)->inbound_qos2.push_back(packet_id);
+      if (Session* s = sessions.find(client_id)) s->add_inbound_qos2(packet_id);
     }
   }
 
@@ -824,13 +827,14 @@ struct Broker::Impl {
       for (std::uint32_t id : d.subscription_ids) mqtt::append_subscription_identifier(subscription_ids, id);
       pr.subscription_identifiers = subscription_ids;
       if (conn.client_topic_alias_maximum > 0) {
-        auto it = conn.topic_aliases().outbound.find(msg.topic);
-        if (it != conn.aliases->outbound.end()) {
+        auto& outbound = conn.topic_aliases().outbound;
+        auto it = outbound.find(msg.topic);
+        if (it != outbound.end()) {
           pr.topic_alias = it->second;
           p.topic = {};
-        } else if (conn.aliases->outbound.size() < conn.client_topic_alias_maximum) {
-          const auto alias = static_cast<std::uint16_t>(conn.aliases->outbound.size() + 1);
-          conn.aliases->outbound.emplace(msg.topic, alias);
+        } else if (outbound.size() < conn.client_topic_alias_maximum) {
+          const auto alias = static_cast<std::uint16_t>(outbound.size() + 1);
+          outbound.emplace(msg.topic, alias);
           pr.topic_alias = alias;
         }
       }
@@ -1288,8 +1292,8 @@ struct Broker::Impl {
     // Takeover and session state.
     bool session_present = false;
     Session* session = nullptr;
-    if (auto it = sessions.find(client_id); it != sessions.end()) {
-      Session& old = **it;
+    if (Session* found = sessions.find(client_id)) {
+      Session& old = *found;
       if (old.connection != nullptr) {
         Connection& old_conn = *old.connection;
         log::info(kLog, "session {} taken over by {}", client_id, conn.identity().peer);
@@ -1297,30 +1301,29 @@ struct Broker::Impl {
         close_with(old_conn, ReasonCode::session_taken_over, "another connection with the same client id");
       }
       // close_with may have ended the session (expiry 0).
-      auto again = sessions.find(client_id);
-      if (again != sessions.end()) {
+      if (Session* again = sessions.find(client_id)) {
         if (c.clean_start) {
-          destroy_session(**again);
+          destroy_session(*again);
         } else {
-          session = again->get();
+          session = again;
           session_present = true;
         }
       }
     }
     if (session == nullptr) session = &create_session(client_id, c.version);
-    if (session->will && session->will->timer) {
-      timers.cancel(session->will->timer);  // reconnected within the will delay: no will
+    if (const WillMessage* will = session->will(); will != nullptr && will->timer) {
+      timers.cancel(will->timer);  // reconnected within the will delay: no will
     }
-    session->will.reset();
-    if (session->expiry_timer) {
-      timers.cancel(session->expiry_timer);
-      session->expiry_timer = 0;
+    session->set_will(nullptr);
+    if (session->expiry_timer()) {
+      timers.cancel(session->expiry_timer());
+      session->set_expiry_timer(0);
     }
     session->version = c.version;
     session->expiry_interval = expiry;
     session->connection = &conn;
-    session->identity = std::move(*conn.own_identity);
-    conn.own_identity.reset();
+    session->identity = std::move(conn.rare->own_identity);
+    conn.rare.reset();  // no aliases before CONNECT
     conn.session = session;
     conn.state = Connection::State::connected;
     policy.client_connected(conn.identity());
@@ -1334,9 +1337,9 @@ struct Broker::Impl {
       m->retain = c.will->retain;
       copy_properties(*m, c.will->properties);
       m->origin_client_id = client_id;
-      session->will = std::make_unique<WillMessage>(WillMessage{
+      session->set_will(std::make_unique<WillMessage>(WillMessage{
           std::move(m), c.will->properties.will_delay_interval.value_or(0), c.will->properties.message_expiry_interval,
-          /*timer=*/0});
+          /*timer=*/0}));
     }
 
     mqtt::Connack ack;
@@ -1446,14 +1449,13 @@ struct Broker::Impl {
 
     Session& session = *conn.session;
     if (p.qos == QoS::exactly_once) {
-      auto& ids = session.inbound_qos2;
-      if (std::find(ids.begin(), ids.end(), p.packet_id) != ids.end()) {
+      if (session.has_inbound_qos2(p.packet_id)) {
         // A retransmission of a message already received: answer again, route nothing.
         acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, ReasonCode::success);
         return;
       }
     }
-    if (p.qos != QoS::at_most_once && session.inbound_qos2.size() + conn.acks_pending >= config.receive_maximum) {
+    if (p.qos != QoS::at_most_once && session.inbound_qos2_count() + conn.acks_pending >= config.receive_maximum) {
       close_with(conn, ReasonCode::receive_maximum_exceeded, "more QoS 1/2 messages in flight than announced");
       return;
     }
@@ -1466,11 +1468,17 @@ struct Broker::Impl {
       }
       if (p.qos == QoS::at_least_once) acknowledge(conn, mqtt::PacketType::puback, p.packet_id, ReasonCode::success);
       if (p.qos == QoS::exactly_once) {
-        session.inbound_qos2.push_back(p.packet_id);
+        session.add_inbound_qos2(p.packet_id);
         acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, ReasonCode::success);
       }
       return;
     }
+
+    // A QoS 2 PUBLISH's deliveries and its packet id are committed together: were a crash
+    // to keep the deliveries and lose the id, the publisher's retransmission would be
+    // routed a second time.
+    std::optional<AtomicWrites> atomic;
+    if (p.qos == QoS::exactly_once) atomic.emplace(store);
 
     // '$' topics belong to the broker (§4.7.2, DESIGN §2); dead letters and services' own
     // log lines ($tern/logs/{service}/{level}) are the exceptions, still subject to ACLs.
@@ -1527,7 +1535,7 @@ struct Broker::Impl {
       acknowledge(conn, mqtt::PacketType::puback, p.packet_id, result);
     } else if (p.qos == QoS::exactly_once) {
       if (!mqtt::is_error(result)) {
-        session.inbound_qos2.push_back(p.packet_id);
+        session.add_inbound_qos2(p.packet_id);
         if (persistent(session)) store.save_inbound_qos2(session.client_id(), p.packet_id);
       }
       acknowledge(conn, mqtt::PacketType::pubrec, p.packet_id, result);
@@ -1647,11 +1655,8 @@ struct Broker::Impl {
         break;
       }
       case mqtt::PacketType::pubrel: {
-        auto& ids = session.inbound_qos2;
-        auto it = std::find(ids.begin(), ids.end(), a.packet_id);
         ReasonCode rc = ReasonCode::success;
-        if (it != ids.end()) {
-          ids.erase(it);
+        if (session.remove_inbound_qos2(a.packet_id)) {
           if (persistent(session)) store.remove_inbound_qos2(session.client_id(), a.packet_id);
         } else {
           rc = ReasonCode::packet_identifier_not_found;
@@ -1786,13 +1791,14 @@ bool Broker::connection_opened(ConnectionId id, std::string peer, std::optional<
               b.shutting_down ? "shutting down" : "too many connections");
     return false;
   }
-  const auto [it, inserted] = b.connections.try_emplace(id);
-  if (!inserted) return false;  // the id is in use: the transport's mistake, refused
-  Connection& conn = it->second;
+  if (b.connections.find(id) != nullptr) return false;  // the id is in use: the transport's mistake, refused
+  auto owned = std::make_unique<Connection>();
+  Connection& conn = *owned;
   conn.id = id;
-  conn.own_identity = std::make_unique<ClientIdentity>();
-  conn.own_identity->peer = std::move(peer);
-  conn.own_identity->transport_identity = std::move(transport_identity);
+  conn.rare = std::make_unique<ConnectionRare>();
+  conn.rare->own_identity.peer = std::move(peer);
+  conn.rare->own_identity.transport_identity = std::move(transport_identity);
+  b.connections.insert(std::move(owned));
   conn.last_activity = b.clock.now();
   b.set_deadline(conn, conn.last_activity + b.config.connect_timeout);
   ++b.stats.connections_current;
@@ -1858,7 +1864,7 @@ void Broker::shutdown() {
   }
   std::vector<ConnectionId> ids;
   ids.reserve(b.connections.size());
-  for (auto& [id, _] : b.connections) ids.push_back(id);
+  b.connections.for_each([&ids](const Connection& c) { ids.push_back(c.id); });
   for (ConnectionId id : ids) {
     Connection* conn = b.find_connection(id);
     if (conn == nullptr) continue;
@@ -1892,30 +1898,30 @@ void Broker::publish_internal(std::string_view topic, std::string_view payload, 
 std::vector<ClientInfo> Broker::clients() const {
   std::vector<ClientInfo> out;
   out.reserve(impl_->sessions.size());
-  for (const auto& s : impl_->sessions) {
+  impl_->sessions.for_each([&out](const Session& s) {
     ClientInfo c;
-    c.client_id = s->client_id();
-    c.connected = s->connection != nullptr;
-    if (s->connection != nullptr) c.peer = s->connection->identity().peer;
-    c.protocol_version = static_cast<int>(s->version);
-    c.session_expiry_interval = s->expiry_interval;
-    c.subscriptions = s->subscriptions.size();
-    c.queued_messages = s->queue.size();
-    c.queued_bytes = s->queued_bytes;
-    c.inflight_messages = s->inflight.size();
+    c.client_id = s.client_id();
+    c.connected = s.connection != nullptr;
+    if (s.connection != nullptr) c.peer = s.connection->identity().peer;
+    c.protocol_version = static_cast<int>(s.version);
+    c.session_expiry_interval = s.expiry_interval;
+    c.subscriptions = s.subscriptions.size();
+    c.queued_messages = s.queue.size();
+    c.queued_bytes = s.queued_bytes;
+    c.inflight_messages = s.inflight.size();
     out.push_back(std::move(c));
-  }
+  });
   std::sort(out.begin(), out.end(), [](const ClientInfo& a, const ClientInfo& b) { return a.client_id < b.client_id; });
   return out;
 }
 
 std::vector<SubscriptionInfo> Broker::subscriptions() const {
   std::vector<SubscriptionInfo> out;
-  for (const auto& s : impl_->sessions) {
-    for (const auto& [filter, sub] : s->subscriptions) {
-      out.push_back(SubscriptionInfo{s->client_id(), filter, static_cast<int>(sub.options.qos), sub.subscription_id});
+  impl_->sessions.for_each([&out](const Session& s) {
+    for (const auto& [filter, sub] : s.subscriptions) {
+      out.push_back(SubscriptionInfo{s.client_id(), filter, static_cast<int>(sub.options.qos), sub.subscription_id});
     }
-  }
+  });
   std::sort(out.begin(), out.end(), [](const SubscriptionInfo& a, const SubscriptionInfo& b) {
     return std::tie(a.client_id, a.filter) < std::tie(b.client_id, b.filter);
   });
@@ -1924,13 +1930,13 @@ std::vector<SubscriptionInfo> Broker::subscriptions() const {
 
 std::size_t Broker::queued_messages_total() const {
   std::size_t n = 0;
-  for (const auto& s : impl_->sessions) n += s->queue.size();
+  impl_->sessions.for_each([&n](const Session& s) { n += s.queue.size(); });
   return n;
 }
 
 std::size_t Broker::inflight_messages_total() const {
   std::size_t n = 0;
-  for (const auto& s : impl_->sessions) n += s->inflight.size();
+  impl_->sessions.for_each([&n](const Session& s) { n += s.inflight.size(); });
   return n;
 }
 

@@ -9,6 +9,7 @@
 // Thread-safety: owned by the Broker; broker thread only.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -93,29 +94,6 @@ class LazyMap {
   std::unique_ptr<Map> m_;
 };
 
-// A vector that allocates nothing while empty (one pointer instead of three): the QoS 2
-// packet ids of a session, which most sessions never hold.
-template <class T>
-class LazyVector {
- public:
-  using iterator = typename std::vector<T>::iterator;
-  bool empty() const noexcept { return !v_ || v_->empty(); }
-  std::size_t size() const noexcept { return v_ ? v_->size() : 0; }
-  iterator begin() { return v_ ? v_->begin() : iterator(); }
-  iterator end() { return v_ ? v_->end() : iterator(); }
-  void push_back(const T& value) {
-    if (!v_) v_ = std::make_unique<std::vector<T>>();
-    v_->push_back(value);
-  }
-  void erase(iterator it) {
-    v_->erase(it);
-    if (v_->empty()) v_.reset();
-  }
-
- private:
-  std::unique_ptr<std::vector<T>> v_;
-};
-
 struct Session;
 
 // Sessions by key: one pointer each. A key is a slot index in its low 32 bits and a serial
@@ -148,14 +126,22 @@ class SessionSlots {
   std::uint32_t serial_ = 0;
 };
 
-// Topic aliases of a 5.0 connection, allocated when the first one is used.
+// Topic aliases of a 5.0 connection.
 struct TopicAliases {
   std::vector<std::string> inbound;  // the client's, towards the broker: index = alias
   std::unordered_map<std::string, std::uint16_t> outbound;  // the broker's, towards the client
 };
 
+// What a connection holds only for a while: its own identity until CONNECT completes (then
+// the session's is used), and topic aliases once a 5.0 client uses them.
+struct ConnectionRare {
+  ClientIdentity own_identity;
+  TopicAliases aliases;
+};
+
 // Fields are ordered by size so that an idle connection stays small: it is one of the
-// per-client costs (DESIGN §4, about 700 bytes for everything an idle client holds).
+// per-client costs (DESIGN §4, about 700 bytes for everything an idle client holds). 56
+// bytes: a 64-byte heap chunk.
 struct Connection {
   enum class State : std::uint8_t { awaiting_connect, connected };
 
@@ -165,14 +151,13 @@ struct Connection {
   const ClientIdentity& identity() const;
 
   TopicAliases& topic_aliases() {
-    if (!aliases) aliases = std::make_unique<TopicAliases>();
-    return *aliases;
+    if (!rare) rare = std::make_unique<ConnectionRare>();
+    return rare->aliases;
   }
 
   ConnectionId id = 0;
   Session* session = nullptr;
-  std::unique_ptr<ClientIdentity> own_identity;  // until CONNECT completes
-  std::unique_ptr<TopicAliases> aliases;
+  std::unique_ptr<ConnectionRare> rare;  // always until CONNECT completes; then null until aliases are used
   std::chrono::steady_clock::time_point last_activity{};
 
   // What the client announced in its CONNECT (5.0).
@@ -216,7 +201,17 @@ struct WillMessage {
   Timers::Id timer = 0;
 };
 
+// What a session holds only now and then: its will, its expiry timer while it is offline,
+// and the QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL (§4.3.3:
+// session state, so that a retransmission is never routed twice).
+struct SessionRare {
+  std::unique_ptr<WillMessage> will;
+  Timers::Id expiry_timer = 0;
+  std::vector<std::uint16_t> inbound_qos2;
+};
+
 // Fields are ordered by size (no padding holes): one of these exists for every client.
+// 168 bytes: a 176-byte heap chunk.
 struct Session {
   // The client id is identity.client_id: one copy.
   const std::string& client_id() const noexcept { return identity.client_id; }
@@ -233,12 +228,37 @@ struct Session {
   std::size_t queued_bytes = 0;
   std::uint64_t last_seq = 0;
 
-  // QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL (§4.3.3:
-  // session state, so that a retransmission is never routed twice).
-  LazyVector<std::uint16_t> inbound_qos2;
+  // The will (which holds the will delay's timer, too); null when there is none.
+  WillMessage* will() const noexcept { return rare ? rare->will.get() : nullptr; }
+  void set_will(std::unique_ptr<WillMessage> will) {
+    if (!will && !rare) return;
+    rare_part().will = std::move(will);
+    trim();
+  }
+  // The session expiry timer while offline; 0: none.
+  Timers::Id expiry_timer() const noexcept { return rare ? rare->expiry_timer : 0; }
+  void set_expiry_timer(Timers::Id id) {
+    if (id == 0 && !rare) return;
+    rare_part().expiry_timer = id;
+    trim();
+  }
+  // Inbound QoS 2 packet ids awaiting PUBREL.
+  std::size_t inbound_qos2_count() const noexcept { return rare ? rare->inbound_qos2.size() : 0; }
+  bool has_inbound_qos2(std::uint16_t packet_id) const noexcept {
+    return rare && std::find(rare->inbound_qos2.begin(), rare->inbound_qos2.end(), packet_id) != rare->inbound_qos2.end();
+  }
+  void add_inbound_qos2(std::uint16_t packet_id) { rare_part().inbound_qos2.push_back(packet_id); }
+  // False when the id was not there.
+  bool remove_inbound_qos2(std::uint16_t packet_id) {
+    if (!has_inbound_qos2(packet_id)) return false;
+    auto& ids = rare->inbound_qos2;
+    ids.erase(std::find(ids.begin(), ids.end(), packet_id));
+    if (ids.empty()) std::vector<std::uint16_t>().swap(ids);
+    trim();
+    return true;
+  }
 
-  std::unique_ptr<WillMessage> will;  // holds the will delay's timer, too
-  Timers::Id expiry_timer = 0;
+  std::unique_ptr<SessionRare> rare;  // null while the session has none of its parts
 
   // Scratch for routing: the route this session last took part in, and its slot there.
   std::uint64_t route_mark = 0;
@@ -248,7 +268,18 @@ struct Session {
   std::uint16_t last_packet_id = 0;
   mqtt::Version version = mqtt::Version::v5;
   bool packet_ids_wrapped = false;
+
+ private:
+  SessionRare& rare_part() {
+    if (!rare) rare = std::make_unique<SessionRare>();
+    return *rare;
+  }
+  void trim() {
+    if (!rare->will && rare->expiry_timer == 0 && rare->inbound_qos2.empty()) rare.reset();
+  }
 };
+
+static_assert(sizeof(Session) <= 168, "a session should fit a 176-byte heap chunk");
 
 inline Session* SessionSlots::find(SessionKey key) const {
   const auto slot = static_cast<std::uint32_t>(key);
@@ -257,9 +288,11 @@ inline Session* SessionSlots::find(SessionKey key) const {
   return session != nullptr && session->key == key ? session : nullptr;
 }
 
-inline ClientIdentity& Connection::identity() { return session != nullptr ? session->identity : *own_identity; }
+inline ClientIdentity& Connection::identity() { return session != nullptr ? session->identity : rare->own_identity; }
 inline const ClientIdentity& Connection::identity() const {
-  return session != nullptr ? session->identity : *own_identity;
+  return session != nullptr ? session->identity : rare->own_identity;
 }
+
+static_assert(sizeof(Connection) <= 56, "a connection should fit a 64-byte heap chunk");
 
 }  // namespace tern::broker

@@ -18,11 +18,12 @@
 // the connection, so an idle connection holds no read buffer. A plain TCP read that does
 // not fill the buffer ends the turn without the read that would only say EAGAIN.
 //
-// Idle cost. What an idle plain-TCP connection holds here: the Connection (socket typed on
-// the io_context's executor, which is 48 bytes smaller than any_io_executor, in the
-// operations as well), Asio's reactor state for the descriptor, the pending readability
-// wait, and one slot in the connection table. Write queues, partial packets and deadlines
-// are allocated only while in use.
+// Idle cost. What an idle plain-TCP connection holds here: the Connection (72 bytes: socket
+// typed on the io_context's executor, which is 48 bytes smaller than any_io_executor, in
+// the operations as well), Asio's reactor state for the descriptor (176 bytes), the
+// pending readability wait (an 88-byte operation whose handler holds only the connection)
+// and one slot in the connection table. Write queues, partial packets and deadlines are
+// allocated only while in use.
 //
 // Transports. A Stream is a plain TCP socket, a TlsStream (TLS driven by readiness on the
 // socket, see tls_stream.hpp) or a WsStream (WebSocket, plain or TLS); the logic above and
@@ -68,7 +69,6 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/iterator/transform_iterator.hpp>
 #include <boost/smart_ptr/intrusive_ptr.hpp>
-#include <boost/smart_ptr/intrusive_ref_counter.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -221,7 +221,8 @@ class Stream {
   }
 
  private:
-  std::variant<TcpSocket, std::unique_ptr<TlsStream>, std::unique_ptr<WsStream>> stream_;
+  // Potentially overlapping, so that the Connection's small fields sit in its tail padding.
+  [[no_unique_address]] std::variant<TcpSocket, std::unique_ptr<TlsStream>, std::unique_ptr<WsStream>> stream_;
 };
 
 // Only while a TLS or WebSocket handshake runs (with its peer and listener for the log
@@ -234,6 +235,14 @@ struct Deadline {
   std::string peer;
   std::string listener;
   Transport transport = Transport::tcp;
+};
+
+// What a connection holds only now and then: a handshake's or a close's deadline, and the
+// unconsumed bytes of a partial packet. Null while the connection is idle or streaming
+// whole packets.
+struct ConnectionRare {
+  std::optional<Deadline> deadline;
+  std::string partial;
 };
 
 // What is queued for a connection; only while there is something to write.
@@ -256,27 +265,65 @@ struct WriteQueue {
   std::shared_ptr<std::string> spare;         // an empty buffer for the next tail
 };
 
-// Fields ordered so that the reference count, state and flags share the first word.
-struct Connection : boost::intrusive_ref_counter<Connection, boost::thread_unsafe_counter> {
+// One of these exists for every connection, so it is kept to 72 bytes (an 80-byte heap
+// chunk): the state, the flags and the reference count live in the tail padding of the
+// stream's variant, and the rarely used parts are behind one pointer.
+struct Connection {
   enum class State : std::uint8_t { handshaking, open, flushing, lingering, closed };
 
   Connection(ConnectionId connection_id, Stream s)
-      : reading_enabled(true), read_waiting(false), write_active(false), on_flush_list(false),
-        id(connection_id), stream(std::move(s)) {}
+      : id(connection_id), stream(std::move(s)), reading_enabled(true), read_waiting(false), write_active(false),
+        on_flush_list(false) {}
 
   bool has_pending() const { return out && out->has_pending(); }
 
+  Deadline* deadline() { return rare && rare->deadline ? &*rare->deadline : nullptr; }
+  template <class... Args>
+  Deadline& set_deadline(Args&&... args) {
+    if (!rare) rare = std::make_unique<ConnectionRare>();
+    return rare->deadline.emplace(std::forward<Args>(args)...);
+  }
+  void clear_deadline() {
+    if (!rare) return;
+    rare->deadline.reset();
+    trim();
+  }
+  // The unconsumed bytes of a partial packet; null when there are none.
+  std::string* partial() { return rare && !rare->partial.empty() ? &rare->partial : nullptr; }
+  void set_partial(std::string_view bytes) {
+    if (!rare) rare = std::make_unique<ConnectionRare>();
+    rare->partial.assign(bytes);
+    trim();
+  }
+  void clear_partial() {
+    if (!rare) return;
+    std::string().swap(rare->partial);
+    trim();
+  }
+
+  ConnectionId id;
+  [[no_unique_address]] Stream stream;
   State state = State::open;
   bool reading_enabled : 1;
   bool read_waiting : 1;
   bool write_active : 1;
   bool on_flush_list : 1;
-  ConnectionId id;
-  Stream stream;
-  std::unique_ptr<Deadline> deadline;     // only while handshaking or closing
-  std::unique_ptr<std::string> partial;   // unconsumed bytes of a partial packet; null when idle
-  std::unique_ptr<WriteQueue> out;        // null while nothing is queued
+  std::uint32_t references = 0;  // ConnectionPtr, thread-unsafe: one shard's thread only
+  std::unique_ptr<WriteQueue> out;       // null while nothing is queued
+  std::unique_ptr<ConnectionRare> rare;  // null while idle
+
+ private:
+  void trim() {
+    if (!rare->deadline && rare->partial.empty()) rare.reset();
+  }
 };
+
+static_assert(sizeof(Connection) <= 72, "a connection should fit an 80-byte heap chunk");
+
+inline void intrusive_ptr_add_ref(Connection* conn) noexcept { ++conn->references; }
+inline void intrusive_ptr_release(Connection* conn) noexcept {
+  if (--conn->references == 0) delete conn;
+}
 
 using ConnectionPtr = boost::intrusive_ptr<Connection>;
 
@@ -490,7 +537,10 @@ class Shard {
   // Runs the shard's own loop on a thread of its own until finished() (not for shard 0).
   void start() {
     work_.emplace(io_->get_executor());
-    thread_ = std::thread([this] { io_->run(); });
+    thread_ = std::thread([this] {
+      const Running running(*this);
+      io_->run();
+    });
   }
   void join() {
     if (!thread_.joinable()) return;
@@ -603,7 +653,7 @@ class Shard {
     // Then read: bytes that arrived while paused raised their edge already.
     asio::post(*io_, [this, conn] {
       if (conn->state != Connection::State::open || !conn->reading_enabled) return;
-      if (conn->partial) feed(conn, *conn->partial, true);
+      if (std::string* partial = conn->partial()) feed(conn, *partial, true);
       if (conn->state == Connection::State::open && conn->reading_enabled) read_available(conn);
     });
   }
@@ -648,6 +698,21 @@ class Shard {
     });
   }
 
+  // The shard whose loop runs on this thread (null elsewhere).
+  static thread_local Shard* t_running;
+
+  // Marks the calling thread as the one that runs `shard`'s loop, for its scope.
+  class Running {
+   public:
+    explicit Running(Shard& shard) : previous_(t_running) { t_running = &shard; }
+    ~Running() { t_running = previous_; }
+    Running(const Running&) = delete;
+    Running& operator=(const Running&) = delete;
+
+   private:
+    Shard* previous_;
+  };
+
  private:
   void finish() {
     if (finished_) return;
@@ -659,13 +724,14 @@ class Shard {
 
   void start_handshake(const ConnectionPtr& conn, const AcceptedFrom& from, std::string peer) {
     conn->state = Connection::State::handshaking;
-    conn->deadline = std::make_unique<Deadline>(*io_, std::move(peer), from.listener, from.transport);
-    conn->deadline->timer.expires_after(std::chrono::milliseconds(from.handshake_timeout_ms));
-    conn->deadline->timer.async_wait([this, conn, timeout_ms = from.handshake_timeout_ms](error_code ec) {
+    Deadline& deadline = conn->set_deadline(*io_, std::move(peer), from.listener, from.transport);
+    deadline.timer.expires_after(std::chrono::milliseconds(from.handshake_timeout_ms));
+    deadline.timer.async_wait([this, conn, timeout_ms = from.handshake_timeout_ms](error_code ec) {
       if (ec || conn->state != Connection::State::handshaking) return;
       stats.handshakes_timed_out.fetch_add(1, std::memory_order_relaxed);
-      log::warn(kLog, "{} with {} on {} timed out after {} ms; connection closed",
-                handshake_name(conn->deadline->transport), conn->deadline->peer, conn->deadline->listener, timeout_ms);
+      const Deadline& d = *conn->deadline();
+      log::warn(kLog, "{} with {} on {} timed out after {} ms; connection closed", handshake_name(d.transport), d.peer,
+                d.listener, timeout_ms);
       destroy(conn);
     });
     auto done = [this, conn](error_code ec, std::string reason) { on_handshake(conn, ec, std::move(reason)); };
@@ -680,14 +746,15 @@ class Shard {
     if (conn->state != Connection::State::handshaking) return;  // timed out or shut down
     if (ec) {
       stats.handshakes_failed.fetch_add(1, std::memory_order_relaxed);
-      log::warn(kLog, "{} with {} on {} failed: {}", handshake_name(conn->deadline->transport), conn->deadline->peer,
-                conn->deadline->listener, reason.empty() ? ec.message() : reason);
+      const Deadline& d = *conn->deadline();
+      log::warn(kLog, "{} with {} on {} failed: {}", handshake_name(d.transport), d.peer, d.listener,
+                reason.empty() ? ec.message() : reason);
       destroy(conn);
       return;
     }
     auto identity = conn->stream.identity();
-    std::string peer = std::move(conn->deadline->peer);
-    conn->deadline.reset();
+    std::string peer = std::move(conn->deadline()->peer);
+    conn->clear_deadline();
     conn->state = Connection::State::open;
     if (const auto* tls = conn->stream.tls()) {
       log::debug(kLog, "connection {} from {}: {} established, identity {}", conn->id, peer, tls->version(),
@@ -722,20 +789,35 @@ class Shard {
   void start_wait(const ConnectionPtr& conn) {
     if (conn->read_waiting) return;
     conn->read_waiting = true;
-    conn->stream.async_wait_readable([this, conn](error_code ec) {
+    conn->stream.async_wait_readable(Readable{conn});
+  }
+
+  // The handler of a readability wait. Every idle connection has one pending, inside an
+  // operation Asio allocates, so it holds the connection alone (88 bytes of operation, a
+  // 112-byte heap chunk; with the shard's pointer as well it would take a 128-byte one) and
+  // finds its shard through the thread it runs on.
+  struct Readable {
+    ConnectionPtr conn;
+    void operator()(error_code ec) const {
       conn->read_waiting = false;
       if (conn->state == Connection::State::closed || ec == asio::error::operation_aborted) return;
-      if (ec) {
-        fail(conn, ec);
-        return;
-      }
-      if (conn->state == Connection::State::lingering) {
-        if (conn->stream.ws() != nullptr) return;  // the WebSocket close handshake reads
-        discard_input(conn);
-      } else if (conn->state == Connection::State::open && conn->reading_enabled) {
-        read_available(conn);
-      }
-    });
+      Shard* shard = t_running;
+      if (shard == nullptr) return;
+      shard->on_readable(conn, ec);
+    }
+  };
+
+  void on_readable(const ConnectionPtr& conn, const error_code& ec) {
+    if (ec) {
+      fail(conn, ec);
+      return;
+    }
+    if (conn->state == Connection::State::lingering) {
+      if (conn->stream.ws() != nullptr) return;  // the WebSocket close handshake reads
+      discard_input(conn);
+    } else if (conn->state == Connection::State::open && conn->reading_enabled) {
+      read_available(conn);
+    }
   }
 
   // The reactor is edge-triggered. A plain TCP read that did not fill the buffer has
@@ -757,11 +839,11 @@ class Shard {
       }
       if (!local()) {
         received(conn->id, std::string_view(scratch_.data(), n));
-      } else if (!conn->partial) {
-        feed(conn, std::string_view(scratch_.data(), n), false);
+      } else if (std::string* partial = conn->partial()) {
+        partial->append(scratch_.data(), n);
+        feed(conn, *partial, true);
       } else {
-        conn->partial->append(scratch_.data(), n);
-        feed(conn, *conn->partial, true);
+        feed(conn, std::string_view(scratch_.data(), n), false);
       }
       if (conn->state != Connection::State::open || !conn->reading_enabled) return;
       if (plain_tcp && n < scratch_.size()) {
@@ -780,14 +862,15 @@ class Shard {
   void feed(const ConnectionPtr& conn, std::string_view bytes, bool from_partial) {
     const std::size_t consumed = std::min(host_.broker().data_received(conn->id, bytes), bytes.size());
     if (conn->state != Connection::State::open) {
-      conn->partial.reset();
+      conn->clear_partial();
       return;
     }
     if (from_partial) {
-      conn->partial->erase(0, consumed);
-      if (conn->partial->empty()) conn->partial.reset();
+      std::string& partial = conn->rare->partial;
+      partial.erase(0, consumed);
+      if (partial.empty()) conn->clear_partial();
     } else if (consumed < bytes.size()) {
-      conn->partial = std::make_unique<std::string>(bytes.substr(consumed));
+      conn->set_partial(bytes.substr(consumed));
     }
   }
 
@@ -977,9 +1060,9 @@ class Shard {
     if (conn->state != Connection::State::open) return;
     conn->state = Connection::State::flushing;
     conn->reading_enabled = false;
-    conn->deadline = std::make_unique<Deadline>(*io_);
-    conn->deadline->timer.expires_after(kCloseTimeout);
-    conn->deadline->timer.async_wait([this, conn](error_code ec) {
+    Deadline& deadline = conn->set_deadline(*io_);
+    deadline.timer.expires_after(kCloseTimeout);
+    deadline.timer.async_wait([this, conn](error_code ec) {
       if (ec || conn->state == Connection::State::closed) return;
       log::debug(kLog, "connection {} did not close in time", conn->id);
       destroy(conn);
@@ -1021,7 +1104,7 @@ class Shard {
     conn->state = Connection::State::closed;
     error_code ignored;
     conn->stream.close(ignored);
-    if (conn->deadline) conn->deadline->timer.cancel();
+    if (Deadline* deadline = conn->deadline()) deadline->timer.cancel();
     // An abandoned queue is only returned once no write uses its buffers any more.
     if (!conn->write_active) recycle(std::move(conn->out));
     connections_.erase(conn->id);
@@ -1055,6 +1138,8 @@ class Shard {
   bool stopping_ = false;
   bool finished_ = false;
 };
+
+thread_local Shard* Shard::t_running = nullptr;
 
 }  // namespace
 
@@ -1383,7 +1468,10 @@ struct Server::Impl final : broker::Transport, broker::Timers, broker::Clock, Sh
     for (std::size_t i = 1; i < shards.size(); ++i) shards[i]->start();
     if (shards.size() > 1) log::info(kLog, "connections shared among {} threads", shards.size());
     for (const auto& listener : listeners) accept_next(*listener);
-    io.run();
+    {
+      const Shard::Running running(*shards.front());
+      io.run();
+    }
     for (auto& shard : shards) shard->join();
     signals.reset();
     hangup.reset();
