@@ -102,6 +102,13 @@ class Store {
   // acknowledgements until the callback.
   virtual bool defers_acknowledgements() const = 0;
 
+  // The writes issued between begin_atomic() and end_atomic() (which nest) are committed
+  // together or not at all. The broker groups what one PUBLISH writes: its deliveries to
+  // persistent sessions and its QoS 2 packet id, so that a crash cannot keep a delivery
+  // and lose the record that makes the publisher's retransmission a duplicate.
+  virtual void begin_atomic() {}
+  virtual void end_atomic() {}
+
   // Start-up.
   virtual std::vector<SessionRecord> load_sessions() = 0;
   virtual std::vector<MessagePtr> load_retained() = 0;

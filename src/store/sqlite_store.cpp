@@ -792,6 +792,20 @@ void SqliteStore::when_durable(std::function<void()> fn) {
   pending_.callbacks.push_back(Callback{pending_.ops.size(), std::move(fn)});
 }
 
+void SqliteStore::begin_atomic() {
+  std::lock_guard lock(mutex_);
+  if (atomic_depth_++ == 0) atomic_begin_ = pending_.ops.size();
+}
+
+void SqliteStore::end_atomic() {
+  {
+    std::lock_guard lock(mutex_);
+    if (atomic_depth_ == 0 || --atomic_depth_ > 0) return;
+    for (std::size_t i = atomic_begin_; i + 1 < pending_.ops.size(); ++i) pending_.ops[i].joins_next = true;
+  }
+  wake_writer_.notify_one();  // it may be waiting for the group to close
+}
+
 // ---- writer thread ----
 
 void SqliteStore::writer_loop() {
@@ -822,6 +836,9 @@ void SqliteStore::writer_loop() {
         if (sizeable && Clock::now() >= pending_.last_message_at + commit_quiet_) break;  // quiet since
       }
     }
+    // Never in the middle of an atomic group: the broker's thread closes it within the
+    // handling of one packet.
+    wake_writer_.wait(lock, [&] { return atomic_depth_ == 0; });
     last_commit_at_ = Clock::now();
     std::swap(work, pending_);
     pending_live_ = 0;
@@ -845,7 +862,7 @@ void SqliteStore::process(Batch& batch) {
   do {
     std::size_t end = begin;
     std::size_t live = 0;
-    while (end < batch.ops.size() && live < max_batch_ops_) {
+    while (end < batch.ops.size() && (live < max_batch_ops_ || batch.ops[end - 1].joins_next)) {
       if (batch.ops[end].live) ++live;
       ++end;
     }

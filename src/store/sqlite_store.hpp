@@ -154,6 +154,8 @@ class SqliteStore final : public broker::Store {
 
   void when_durable(std::function<void()> fn) override;
   bool defers_acknowledgements() const override { return durability_ == Durability::fsync; }
+  void begin_atomic() override;
+  void end_atomic() override;
 
   std::vector<broker::SessionRecord> load_sessions() override;
   std::vector<broker::MessagePtr> load_retained() override;
@@ -204,6 +206,7 @@ class SqliteStore final : public broker::Store {
   struct Op {
     OpData data;
     bool live = true;
+    bool joins_next = false;  // an atomic group goes on with the next op: never commit between them
   };
   struct Callback {
     std::size_t after_ops;  // runs once ops [0, after_ops) of its batch are committed
@@ -308,6 +311,9 @@ class SqliteStore final : public broker::Store {
   std::condition_variable wake_writer_;
   Batch pending_;
   std::size_t pending_live_ = 0;  // ops in pending_ not superseded: what max_batch_ops bounds
+  // Atomic groups (begin_atomic): while one is open the writer does not take the batch.
+  unsigned atomic_depth_ = 0;
+  std::size_t atomic_begin_ = 0;  // the group's first op in pending_
   std::size_t pending_bytes_ = 0;  // message bytes appended to pending_: what commit_bytes bounds
   std::chrono::steady_clock::time_point last_commit_at_{};  // when the writer last took a batch
   KeyedIndex queued_index_;   // (client_id, seq) -> index in pending_.ops
