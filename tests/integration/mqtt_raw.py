@@ -746,8 +746,20 @@ class RawClient:
             self.ack(pkt)
         return pkt
 
-    def disconnect(self, reason: int = 0, props=None) -> None:
-        self.try_send(disconnect_packet(reason, props, self.version))
+    def disconnect(self, reason: int = 0, props=None, timeout: float = 5.0) -> None:
+        """Sends DISCONNECT and waits until the broker has closed the connection, so that
+        what the test does next (another connection, possibly on another of the broker's
+        threads) comes after the broker handled the DISCONNECT."""
+        if self.try_send(disconnect_packet(reason, props, self.version)):
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                    if not self.sock.recv(65536):
+                        break
+            except OSError:
+                pass
         self.close()
 
     def __enter__(self):
