@@ -2,6 +2,9 @@
 .PHONY: deps build run run-broker test test-release test-asan test-fuzz fuzz-long bench clean
 
 JOBS ?= $(shell nproc)
+# Tests in parallel: one more than the cores, as the integration suites spend much of their
+# time waiting on sockets and processes.
+TEST_JOBS ?= $(shell echo $$(( $$(nproc) + 1 )))
 FUZZ_SECONDS ?= 20
 
 deps:
@@ -25,12 +28,12 @@ test: deps test-release test-asan test-fuzz
 test-release: deps
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
-	ctest --preset release -j 2
+	ctest --preset release -j $(TEST_JOBS)
 
 test-asan: deps
 	cmake --preset asan-ubsan
 	cmake --build --preset asan-ubsan -j $(JOBS)
-	ctest --preset asan-ubsan -j 2
+	ctest --preset asan-ubsan -j $(TEST_JOBS)
 
 test-fuzz: deps
 	cmake --preset fuzz
