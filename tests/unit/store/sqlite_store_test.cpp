@@ -470,48 +470,55 @@ TEST_F(SqliteStoreTest, TransactionsNeverExceedMaxBatchOps) {
   EXPECT_EQ(store->metrics().ops_written - before, 1000u);
 }
 
+// Atomic groups, with a writer that would commit within a millisecond and at most four
+// writes to a transaction.
+class SqliteStoreAtomicTest : public SqliteStoreTest {
+ protected:
+  void SetUp() override {
+    auto o = options();
+    o.max_commit_delay = 1ms;
+    o.min_commit_interval = 0ms;
+    o.max_batch_ops = 4;
+    store_ = open_store(o);
+  }
+  void TearDown() override { store_->close(); }
+  void save_messages(int count) {
+    for (int i = 0; i < count; ++i)
+      store_->save_queued(make_queued("c", static_cast<std::uint64_t>(i), make_message("t", "x")));
+  }
+
+  std::unique_ptr<SqliteStore> store_;
+  bool durable_ = false;
+};
+
 // What one PUBLISH writes inside begin_atomic/end_atomic goes into one transaction, even
 // past max_batch_ops, and nothing of it commits while the group is open.
-TEST_F(SqliteStoreTest, AnAtomicGroupIsNeverSplitAcrossTransactions) {
-  auto o = options();
-  o.max_commit_delay = 1ms;
-  o.min_commit_interval = 0ms;
-  o.max_batch_ops = 4;
-  auto store = open_store(o);
-  const auto written_before = store->metrics().ops_written;
-  bool durable = false;
-  store->begin_atomic();
-  for (int i = 0; i < 10; ++i) store->save_queued(make_queued("c", static_cast<std::uint64_t>(i), make_message("t", "x")));
-  store->save_inbound_qos2("p", 7);
-  store->when_durable([&] { durable = true; });
+TEST_F(SqliteStoreAtomicTest, AGroupIsNeverSplitAcrossTransactions) {
+  const auto written_before = store_->metrics().ops_written;
+  store_->begin_atomic();
+  save_messages(10);
+  store_->save_inbound_qos2("p", 7);
+  store_->when_durable([&] { durable_ = true; });
   // The writer would commit within a millisecond; the open group holds it back.
-  EXPECT_FALSE(queue_.run_until([&] { return durable; }, 300ms));
-  EXPECT_EQ(store->metrics().ops_written, written_before);
-  store->end_atomic();
-  ASSERT_TRUE(queue_.run_until([&] { return durable; }));
-  EXPECT_EQ(store->metrics().ops_written - written_before, 11u);
-  EXPECT_GE(store->metrics().max_batch_ops, 11u) << "the group was split";
-  store->close();
+  EXPECT_FALSE(queue_.run_until([&] { return durable_; }, 300ms));
+  EXPECT_EQ(store_->metrics().ops_written, written_before);
+  store_->end_atomic();
+  ASSERT_TRUE(queue_.run_until([&] { return durable_; }));
+  EXPECT_EQ(store_->metrics().ops_written - written_before, 11u);
+  EXPECT_GE(store_->metrics().max_batch_ops, 11u) << "the group was split";
 }
 
-// Outside a group the bound holds as before, and groups nest.
-TEST_F(SqliteStoreTest, NestedAtomicGroupsCloseWithTheOutermost) {
-  auto o = options();
-  o.max_commit_delay = 1ms;
-  o.min_commit_interval = 0ms;
-  o.max_batch_ops = 4;
-  auto store = open_store(o);
-  bool durable = false;
-  store->begin_atomic();
-  store->begin_atomic();
-  for (int i = 0; i < 6; ++i) store->save_queued(make_queued("c", static_cast<std::uint64_t>(i), make_message("t", "x")));
-  store->end_atomic();
-  store->when_durable([&] { durable = true; });
-  EXPECT_FALSE(queue_.run_until([&] { return durable; }, 200ms));
-  store->end_atomic();
-  ASSERT_TRUE(queue_.run_until([&] { return durable; }));
-  EXPECT_GE(store->metrics().max_batch_ops, 6u);
-  store->close();
+// Groups nest: only the outermost end_atomic closes one.
+TEST_F(SqliteStoreAtomicTest, NestedGroupsCloseWithTheOutermost) {
+  store_->begin_atomic();
+  store_->begin_atomic();
+  save_messages(6);
+  store_->end_atomic();
+  store_->when_durable([&] { durable_ = true; });
+  EXPECT_FALSE(queue_.run_until([&] { return durable_; }, 200ms));
+  store_->end_atomic();
+  ASSERT_TRUE(queue_.run_until([&] { return durable_; }));
+  EXPECT_GE(store_->metrics().max_batch_ops, 6u);
 }
 
 TEST_F(SqliteStoreTest, AMessageAcknowledgedBeforeItsCommitCostsNoRowWrite) {
